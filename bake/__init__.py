@@ -1,0 +1,1 @@
+"""anchorsplat.bake (see DESIGN.md)."""

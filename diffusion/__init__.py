@@ -1,0 +1,1 @@
+"""anchorsplat.diffusion (see DESIGN.md)."""

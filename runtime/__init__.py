@@ -1,0 +1,1 @@
+"""anchorsplat.runtime (see DESIGN.md)."""

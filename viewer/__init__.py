@@ -1,0 +1,1 @@
+"""anchorsplat.viewer (see DESIGN.md)."""
