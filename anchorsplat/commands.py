@@ -12,7 +12,7 @@ from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, Cameras, framing_ca
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
 from anchorsplat.gaussians.rigged import PosedGaussians, pose
-from anchorsplat.runtime.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, to_uint8, write_image, write_video
+from anchorsplat.gaussians.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, to_uint8, write_image, write_video
 
 if TYPE_CHECKING:
     from anchorsplat.cli import ExportConfig, RenderConfig

@@ -48,9 +48,7 @@ def matrix_to_quat(R: Float[Tensor, "*B 3 3"]) -> Float[Tensor, "*B 4"]:
     # |q_i| from the diagonal; the largest one is used to recover the others without cancellation.
     q_abs = torch.sqrt(
         torch.clamp(
-            torch.stack(
-                [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1
-            ),
+            torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1),
             min=1e-12,
         )
     )
@@ -191,7 +189,7 @@ def look_at(
 def orbit_cameras(
     target: Float[Tensor, "3"],
     distance: float,
-    yaw_deg: Float[Tensor, "C"],
+    yaw_deg: Float[Tensor, " C"],
     *,
     pitch_deg: float = 0.0,
     fov_y_deg: float = 30.0,
@@ -224,7 +222,7 @@ VIEW_YAWS_DEG = {"front": 0.0, "three-quarter": 35.0, "left": 90.0, "back": 180.
 
 def framing_cameras(
     points: Float[Tensor, "N 3"],
-    yaw_deg: Float[Tensor, "C"],
+    yaw_deg: Float[Tensor, " C"],
     *,
     width: int = 512,
     height: int = 512,

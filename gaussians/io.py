@@ -132,7 +132,14 @@ def _rig_from(meta: dict, t: dict[str, Tensor]) -> Rig:
     )
 
 
-_GAUSSIAN_FIELDS = ("barycentric", "normal_offsets", "quats_canonical_wxyz", "log_scales", "opacity_logits", "sh_coeffs")
+_GAUSSIAN_FIELDS = (
+    "barycentric",
+    "normal_offsets",
+    "quats_canonical_wxyz",
+    "log_scales",
+    "opacity_logits",
+    "sh_coeffs",
+)
 
 
 def _gaussian_tensors(g: RiggedGaussians) -> dict[str, Tensor]:
@@ -189,7 +196,9 @@ def _read(path: str | os.PathLike, expected_format: str, what: str) -> tuple[dic
             "another format: re-export it"
         ) from None
     if header.get("format") != expected_format:
-        raise ValueError(f"{path} is not an {what} file (format {header.get('format')!r}, expected {expected_format!r})")
+        raise ValueError(
+            f"{path} is not an {what} file (format {header.get('format')!r}, expected {expected_format!r})"
+        )
     try:
         version = int(header["version"])
         meta = json.loads(header["data"])

@@ -29,7 +29,7 @@ class PlyGaussians:
     means: Float[Tensor, "N 3"]
     quats_wxyz: Float[Tensor, "N 4"]
     log_scales: Float[Tensor, "N 3"]
-    opacity_logits: Float[Tensor, "N"]
+    opacity_logits: Float[Tensor, " N"]
     sh_coeffs: Float[Tensor, "N K 3"]
 
     def to_posed(self) -> PosedGaussians:

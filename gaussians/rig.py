@@ -45,14 +45,14 @@ class Rig:
     vertices_rest: Float[Tensor, "V 3"]
     faces: Int[Tensor, "F 3"]
     joint_names: tuple[str, ...]
-    parents: Int[Tensor, "J"]
+    parents: Int[Tensor, " J"]
     joints_rest: Float[Tensor, "J 3"]
     skin_indices: Int[Tensor, "V K"]
     skin_weights: Float[Tensor, "V K"]
     expression_names: tuple[str, ...]
     expression_dirs: Float[Tensor, "E V 3"]
-    smplx_source: Int[Tensor, "J"]
-    smplx_fraction: Float[Tensor, "J"]
+    smplx_source: Int[Tensor, " J"]
+    smplx_fraction: Float[Tensor, " J"]
     shape_names: tuple[str, ...] = ()
     shape_dirs: Float[Tensor, "S V 3"] | None = None
     joint_shape_dirs: Float[Tensor, "S J 3"] | None = None
@@ -127,7 +127,7 @@ class Rig:
             joint_shape_dirs=f(self.joint_shape_dirs),
         )  # fmt: skip
 
-    def with_shape(self, shape: Float[Tensor, "S"]) -> Rig:
+    def with_shape(self, shape: Float[Tensor, " S"]) -> Rig:
         """A rig with ``shape`` (coefficients of ``shape_dirs``) baked into its rest vertices and joints."""
         if self.shape_dirs is None or self.joint_shape_dirs is None:
             raise ValueError(f"this {self.kind} rig has no shape basis")
@@ -140,7 +140,7 @@ class Rig:
         )
 
 
-def rest_joint_offsets(parents: Int[Tensor, "J"], joints_rest: Float[Tensor, "*B J 3"]) -> Float[Tensor, "*B J 3"]:
+def rest_joint_offsets(parents: Int[Tensor, " J"], joints_rest: Float[Tensor, "*B J 3"]) -> Float[Tensor, "*B J 3"]:
     """Each joint's rest position relative to its parent (the root's is its absolute position)."""
     parent_pos = joints_rest[..., parents.clamp_min(0), :]
     root = (parents < 0)[:, None]
@@ -195,7 +195,9 @@ def shaped_rest_vertices(
     """Rest vertices plus expression blendshapes (batched when ``expression`` is given)."""
     if expression is None or expression.shape[-1] == 0:
         return rig.vertices_rest
-    return rig.vertices_rest + torch.einsum("be,evc->bvc", expression.to(rig.expression_dirs.dtype), rig.expression_dirs)
+    return rig.vertices_rest + torch.einsum(
+        "be,evc->bvc", expression.to(rig.expression_dirs.dtype), rig.expression_dirs
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,7 +22,7 @@ from torch import Tensor
 from .conventions import matrix_to_quat, quat_multiply, quat_normalize, quat_to_matrix
 from .motion import Motion
 from .retarget import RigInputs, motion_to_rig
-from .rig import Rig, apply_transforms, blend_transforms, pose_mesh, skinning_transforms, forward_kinematics
+from .rig import Rig, apply_transforms, blend_transforms, forward_kinematics, pose_mesh, skinning_transforms
 
 
 def num_sh_bases(degree: int) -> int:
@@ -41,12 +41,12 @@ class RiggedGaussians:
     """N canonical Gaussians bound to a rig's triangles (see module docstring). All fields are raw
     (pre-activation) so the bake can optimise them directly."""
 
-    face_ids: Int[Tensor, "N"]
+    face_ids: Int[Tensor, " N"]
     barycentric: Float[Tensor, "N 3"]
-    normal_offsets: Float[Tensor, "N"]
+    normal_offsets: Float[Tensor, " N"]
     quats_canonical_wxyz: Float[Tensor, "N 4"]
     log_scales: Float[Tensor, "N 3"]
-    opacity_logits: Float[Tensor, "N"]
+    opacity_logits: Float[Tensor, " N"]
     sh_coeffs: Float[Tensor, "N K 3"]
 
     def __post_init__(self) -> None:
@@ -57,7 +57,9 @@ class RiggedGaussians:
         }  # fmt: skip
         for name, shape in shapes.items():
             if tuple(getattr(self, name).shape) != shape:
-                raise ValueError(f"RiggedGaussians.{name} has shape {tuple(getattr(self, name).shape)}, expected {shape}")
+                raise ValueError(
+                    f"RiggedGaussians.{name} has shape {tuple(getattr(self, name).shape)}, expected {shape}"
+                )
         if self.sh_coeffs.ndim != 3 or self.sh_coeffs.shape[0] != n or self.sh_coeffs.shape[2] != 3:
             raise ValueError(f"RiggedGaussians.sh_coeffs must be N K 3, got {tuple(self.sh_coeffs.shape)}")
         sh_degree_of(self.sh_coeffs.shape[1])
@@ -108,7 +110,10 @@ class TriangleFrames:
 
 
 def triangle_frames(
-    vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"], face_ids: Int[Tensor, "N"], barycentric: Float[Tensor, "N 3"]
+    vertices: Float[Tensor, "*B V 3"],
+    faces: Int[Tensor, "F 3"],
+    face_ids: Int[Tensor, " N"],
+    barycentric: Float[Tensor, "N 3"],
 ) -> TriangleFrames:
     """Surface point, orthonormal frame (edge, in-plane, normal as columns) and size of each bound triangle."""
     tri = vertices[..., faces[face_ids], :]  # *B N 3 3
@@ -129,9 +134,7 @@ def canonical_means(rigged: RiggedGaussians, rig: Rig) -> Float[Tensor, "N 3"]:
     return frames.points + rigged.normal_offsets[:, None] * frames.rotations[..., 2]
 
 
-def pose_from_vertices(
-    rigged: RiggedGaussians, rig: Rig, vertices: Float[Tensor, "B V 3"]
-) -> PosedGaussians:
+def pose_from_vertices(rigged: RiggedGaussians, rig: Rig, vertices: Float[Tensor, "B V 3"]) -> PosedGaussians:
     """Place the Gaussians on an already posed mesh (same topology as ``rig``)."""
     rest = triangle_frames(rig.vertices_rest, rig.faces, rigged.face_ids, rigged.barycentric)
     posed = triangle_frames(vertices, rig.faces, rigged.face_ids, rigged.barycentric)
@@ -208,7 +211,7 @@ class LbsGaussians:
     means_canonical: Float[Tensor, "N 3"]
     quats_canonical_wxyz: Float[Tensor, "N 4"]
     log_scales: Float[Tensor, "N 3"]
-    opacity_logits: Float[Tensor, "N"]
+    opacity_logits: Float[Tensor, " N"]
     sh_coeffs: Float[Tensor, "N K 3"]
     joint_indices: Int[Tensor, "N 4"]
     joint_weights: Float[Tensor, "N 4"]
@@ -252,7 +255,9 @@ def pose_lbs(lbs: LbsGaussians, rig: Rig, inputs: RigInputs) -> PosedGaussians:
     T_world_joint[..., :3, 3] = T_world_joint[..., :3, 3] + inputs.root_translation[:, None]
     A = skinning_transforms(T_world_joint, rig.joints_rest)
     M = blend_transforms(A, lbs.joint_indices, lbs.joint_weights)
-    rest = lbs.means_canonical + torch.einsum("be,enc->bnc", inputs.expression.to(lbs.means_canonical.dtype), lbs.expression_deltas)
+    rest = lbs.means_canonical + torch.einsum(
+        "be,enc->bnc", inputs.expression.to(lbs.means_canonical.dtype), lbs.expression_deltas
+    )
     means = apply_transforms(M, rest)
     # The rotation part of a blended transform is not orthonormal; engines take it as is for the centre and
     # its polar factor for the splat's orientation.

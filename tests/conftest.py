@@ -35,7 +35,9 @@ def pytest_collection_modifyitems(config, items):
         if "needs_smplx_model" in item.keywords and not os.environ.get("SMPLX_MODEL_DIR"):
             item.add_marker(skip_smplx)
         if "needs_anny_build" in item.keywords and not os.environ.get("ANCHORSPLAT_ANNY_BUILD"):
-            item.add_marker(pytest.mark.skip(reason="set ANCHORSPLAT_ANNY_BUILD=1 to build Anny (minutes on first use)"))
+            item.add_marker(
+                pytest.mark.skip(reason="set ANCHORSPLAT_ANNY_BUILD=1 to build Anny (minutes on first use)")
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,9 @@ def gaussians(rig):
 def test_rest_pose_returns_canonical_gaussians(rig, gaussians):
     posed = pose(gaussians, rig, Motion.zeros(1, dtype=torch.float64))
     assert torch.allclose(posed.means[0], canonical_means(gaussians, rig))
-    assert torch.allclose(posed.quats_wxyz[0], gaussians.quats_canonical_wxyz / gaussians.quats_canonical_wxyz.norm(dim=-1, keepdim=True))
+    assert torch.allclose(
+        posed.quats_wxyz[0], gaussians.quats_canonical_wxyz / gaussians.quats_canonical_wxyz.norm(dim=-1, keepdim=True)
+    )
     assert torch.allclose(posed.scales[0], gaussians.log_scales.exp())
     assert torch.allclose(posed.opacities[0], torch.sigmoid(gaussians.opacity_logits))
 
@@ -114,7 +116,7 @@ def test_lbs_conversion_reproduces_triangle_binding(rig):
     exact = pose(g, rig, inputs).means
     converted = pose_lbs(lbs, rig, inputs).means
     error = (exact - converted).norm(dim=-1)
-    rigid = (lbs.joint_weights.max(-1).values > 0.999)
+    rigid = lbs.joint_weights.max(-1).values > 0.999
     assert error[:, rigid].max() < 1e-9
     assert error.max() < 0.03  # 3 cm on a coarse box rig at a 35 degree elbow bend
     assert error[3].max() < 1e-9  # a rigid root motion is exact everywhere

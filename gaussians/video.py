@@ -84,7 +84,9 @@ def write_video(
                 samples = np.clip(np.asarray(audio, dtype=np.float32), -1, 1)[None]
                 chunk = 1024
                 for start in range(0, samples.shape[1], chunk):
-                    af = av.AudioFrame.from_ndarray(samples[:, start : start + chunk].copy(), format="fltp", layout="mono")
+                    af = av.AudioFrame.from_ndarray(
+                        samples[:, start : start + chunk].copy(), format="fltp", layout="mono"
+                    )
                     af.sample_rate = sample_rate
                     for packet in audio_stream.encode(af):
                         container.mux(packet)
