@@ -49,43 +49,124 @@ class RenderConfig:
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Export an avatar: standard 3DGS PLY now; glb, spz and web come with the engine-export issue."""
+    """Export an avatar: glb (rigged glTF 2.0: skeleton, skinned body with expression morph targets, the Gaussians
+    as KHR_gaussian_splatting points skinned per splat, optional animation), ply (standard 3DGS), spz (Niantic's
+    compressed splats) or web (a self-contained folder that plays the avatar in a browser)."""
 
     avatar: tyro.conf.Positional[Path]
     """The avatar file (.anchorsplat)."""
-    format: Literal["ply", "glb", "spz", "web"] = "ply"
+    format: Literal["glb", "ply", "spz", "web"] = "glb"
+    """glb and web are rigged and animated; ply and spz are static splats (the rest pose or one --frame)."""
     out: Path | None = None
-    """Output path (default: the avatar's name with the format's suffix)."""
+    """Output path (default: the avatar's name with the format's suffix; web: a folder NAME_web)."""
     motion: Path | None = None
-    """Export the avatar posed by this SMPL-X-format motion (.npz) instead of its rest pose."""
+    """An SMPL-X-format motion (.npz): glb and web store it as the animation; ply and spz export its --frame."""
+    audio: Path | None = None
+    """Speech audio (wav/flac/mp3/ogg): the runtime's audio-to-motion makes the animation; web also plays it."""
+    audio_model: Literal["auto", "learned", "baseline"] = "auto"
+    """Audio-to-motion model: the shipped learned one, the weight-free baseline, or auto (learned if installed)."""
+    fps: float = 30.0
+    """Frame rate of the motion made from --audio."""
     frame: int = 0
-    """Which motion frame to export (ply)."""
+    """Which motion frame a ply or spz export shows."""
+    max_gaussians: int | None = None
+    """glb: keep at most this many Gaussians (the most opaque), for engines with splat budgets."""
+    title: str | None = None
+    """web: the page's title (default: the avatar's name)."""
 
 
 @dataclass(frozen=True)
 class BakeConfig:
-    """Bake a photo into a rigged Gaussian avatar (the per-subject job)."""
+    """Bake a photo into a rigged Gaussian avatar (the per-subject job): fit the body, generate synthetic clips,
+    score identity, fit the Gaussians, write avatar.anchorsplat + report.html. Rerun to resume."""
 
     photo: tyro.conf.Positional[Path | None] = None
+    """The subject's photo (png/jpg/webp): one person, head and shoulders or full body (default: the bundled
+    sample, assets/sample/astronaut.png)."""
     out: Path = Path("job")
+    """The job folder (created; an existing job with the same settings resumes)."""
+    preset: Literal["preview", "standard", "full"] = "preview"
+    """preview: minutes on a 2-core CPU; standard / full: GPU."""
+    generator: Literal["proxy", "anchored"] = "proxy"
+    """Synthetic clip generator: the weight-free photo-textured body proxy, or the anchored diffusion model."""
+    weights: Path | None = None
+    """Local diffusers-format model folder for --generator anchored."""
+    subject_params: Path | None = None
+    """A subject.json (from an earlier job) to use instead of detecting and fitting the person."""
+    force: Literal["subject", "script", "generate", "score", "fit", "report"] | None = None
+    """Rerun from this stage onward."""
+    batch: Path | None = None
+    """A folder of photos: bake each as a Ray task into OUT/<photo name>/."""
+    ray_address: str | None = None
+    """Ray cluster to run --batch on (default: a local Ray)."""
+    backend: Backend = "auto"
+    seed: int = 0
+    export_dataset: bool = True
+    """Also write the clips as a nerfstudio dataset (JOB/dataset/transforms.json)."""
 
 
 @dataclass(frozen=True)
 class PlayConfig:
-    """Play an avatar driven by audio or motion, to a video file."""
+    """Play an avatar driven by speech (audio-to-motion) and/or an SMPL-X motion, to a video with the audio muxed in."""
 
     avatar: tyro.conf.Positional[Path]
+    """The avatar file (.anchorsplat)."""
     audio: Path | None = None
+    """Speech that drives the face and head (wav, flac, ogg, mp3, or any file FFmpeg reads; any rate/channels)."""
     out: Path = Path("talk.mp4")
+    """Output video (.mp4, .mov, .mkv, .webm)."""
+    motion: Path | None = None
+    """An SMPL-X-format motion .npz for the body; with --audio the speech drives the face on top of it."""
+    model: Literal["learned", "baseline"] = "learned"
+    """Audio-to-motion: the shipped learned causal model, or the weight-free cue-based baseline."""
+    model_dir: Path | None = None
+    """A learned model folder (config.json + model.safetensors) to use instead of the shipped one."""
+    references: tuple[Path, ...] = ()
+    """Reference clips that personalise the face: motion .npz files (or folders of them), each with its speech
+    next to it under the same name (clip.npz + clip.wav)."""
+    lookahead_ms: float = 0.0
+    """Audio the model may hear past each frame (0: strictly causal, the live setting)."""
+    resolution: int = 512
+    """Frame height in pixels (width equals height)."""
+    fps: float = 30.0
+    """Video frame rate."""
+    view: Literal["front", "three-quarter", "left", "back", "right", "face"] = "front"
+    """Camera: a whole-body view, or "face" (framed on the head)."""
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Background colour, RGB in [0, 1]."""
+    head_motion: float = 1.0
+    """Scales the audio-driven head and torso motion (0 keeps them still)."""
+    seed: int = 0
+    """Blink times and head-sway phases."""
+    backend: Backend = "auto"
+    """Rasterizer: gsplat on CUDA, the pure-torch renderer otherwise."""
+    device: Device = "auto"
 
 
 @dataclass(frozen=True)
 class ViewConfig:
-    """Open an avatar in the viser web viewer."""
+    """Open an avatar in the viser web viewer: live, audio-driven playback in the browser (prints the URL)."""
 
     avatar: tyro.conf.Positional[Path]
+    """The avatar file (.anchorsplat)."""
+    audio: Path | None = None
+    """Audio to load at start (wav, flac, ogg, mp3, ...); more can be uploaded in the browser."""
+    motion: Path | None = None
+    """An SMPL-X-format motion .npz to load at start (drives the body; audio drives the face on top)."""
     host: str = "127.0.0.1"
+    """Address to bind. The viewer accepts uploads: bind 0.0.0.0 only on a trusted network."""
     port: int = 8080
+    """Port to serve on (0: any free port)."""
+    mode: Literal["server", "splats"] = "server"
+    """Initial display: frames rendered here and streamed as JPEG, or Gaussians drawn by the browser."""
+    fps: float = 30.0
+    """Target frame rate; server rendering lowers its resolution to hold it."""
+    max_resolution: int = 720
+    """Tallest server-rendered frame, in pixels."""
+    model: str = "learned"
+    """Audio-to-motion model: "learned" (the baseline when its weights are not installed), "baseline", or a folder."""
+    backend: Backend = "auto"
+    device: Device = "auto"
 
 
 Command = (
@@ -107,14 +188,27 @@ def run(config: RenderConfig | ExportConfig | BakeConfig | PlayConfig | ViewConf
     if isinstance(config, RenderConfig):
         commands.render_command(config)
     elif isinstance(config, ExportConfig):
-        commands.export_command(config)
+        from anchorsplat.cmd_export import export_command
+
+        export_command(config)
+    elif isinstance(config, BakeConfig):
+        commands.bake_command(config)
+    elif isinstance(config, PlayConfig):
+        from anchorsplat.cmd_play import play_command
+
+        play_command(config)
+    elif isinstance(config, ViewConfig):
+        from anchorsplat.cmd_view import view_command
+
+        view_command(config)
     else:
         name = type(config).__name__.removesuffix("Config").lower()
         raise NotYetAvailable(f"'anchorsplat {name}' is not available yet in this version")
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = tyro.cli(Command, args=argv, prog="anchorsplat", description="Photo -> rigged, audio-driven Gaussian avatar.")
+    description = "Photo -> rigged, audio-driven Gaussian avatar."
+    config = tyro.cli(Command, args=argv, prog="anchorsplat", description=description)
     try:
         run(config)
     except (ValueError, NotYetAvailable, FileNotFoundError, PermissionError, IsADirectoryError) as exc:

@@ -15,7 +15,7 @@ from anchorsplat.gaussians.rigged import PosedGaussians, pose
 from anchorsplat.gaussians.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, to_uint8, write_image, write_video
 
 if TYPE_CHECKING:
-    from anchorsplat.cli import ExportConfig, RenderConfig
+    from anchorsplat.cli import BakeConfig, RenderConfig
 
 
 def resolve_device(device: str) -> torch.device:
@@ -43,7 +43,9 @@ def render_command(config: RenderConfig) -> Path:
 
     suffix = config.out.suffix.lower()
     if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-        raise ValueError(f"--out {config.out}: use an image ({sorted(IMAGE_SUFFIXES)}) or a video ({sorted(VIDEO_SUFFIXES)})")
+        raise ValueError(
+            f"--out {config.out}: use an image ({sorted(IMAGE_SUFFIXES)}) or a video ({sorted(VIDEO_SUFFIXES)})"
+        )
     if config.resolution < 16 or config.resolution > 4096:
         raise ValueError(f"--resolution {config.resolution} must be between 16 and 4096")
     device = resolve_device(config.device)
@@ -75,7 +77,9 @@ def render_command(config: RenderConfig) -> Path:
     return write_image(config.out, frames[0])
 
 
-def _render_frames(render, posed: PosedGaussians, cameras: Cameras, background, backend: str, turntable: bool) -> np.ndarray:
+def _render_frames(
+    render, posed: PosedGaussians, cameras: Cameras, background, backend: str, turntable: bool
+) -> np.ndarray:
     """Frame t = pose t seen by camera t (a single pose or a single camera is broadcast)."""
     count = max(len(posed), len(cameras))
     frames = []
@@ -94,20 +98,32 @@ def _posed_frame(posed: PosedGaussians, t: int) -> PosedGaussians:
     )  # fmt: skip
 
 
-def export_command(config: ExportConfig) -> Path:
-    if config.format != "ply":
-        raise ValueError(
-            f"--format {config.format} is not available yet in this version; --format ply works now"
-        )
-    from anchorsplat.gaussians.ply import save_ply
+SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "sample" / "astronaut.png"
 
-    out = config.out if config.out is not None else config.avatar.with_suffix(".ply")
-    if out.suffix.lower() != ".ply":
-        raise ValueError(f"--out {out}: a PLY export must end in .ply")
-    avatar = load_avatar(config.avatar)
-    motion = _select_frame(_motion_frames(config.motion, avatar), config.frame)
-    with torch.no_grad():
-        posed = pose(avatar.gaussians, avatar.rig, motion.to(dtype=avatar.rig.vertices_rest.dtype))
-    path = save_ply(out, posed)
-    print(f"wrote {path} ({len(avatar.gaussians)} Gaussians)")
-    return path
+
+def bake_command(config: BakeConfig) -> Path | None:
+    from anchorsplat.bake.job import JobSettings
+
+    if config.photo is not None and config.batch is not None:
+        raise ValueError("give one photo (anchorsplat bake PHOTO --out JOB) or --batch FOLDER, not both")
+    photo = config.photo
+    if photo is None:  # no photo and no batch: the bundled sample subject
+        photo = SAMPLE_PHOTO if config.batch is None else Path("batch")
+        if config.batch is None:
+            print(f"no photo given: baking the bundled sample {SAMPLE_PHOTO.relative_to(SAMPLE_PHOTO.parents[2])}")
+    settings = JobSettings(
+        photo=str(photo.resolve()), preset=config.preset, generator=config.generator,
+        weights=None if config.weights is None else str(config.weights.resolve()),
+        subject_params=None if config.subject_params is None else str(config.subject_params.resolve()),
+        seed=config.seed, backend=config.backend, export_dataset=config.export_dataset,
+    )  # fmt: skip
+    if config.batch is not None:
+        from anchorsplat.bake.batch import run_batch
+
+        results = run_batch(config.batch, config.out, settings, ray_address=config.ray_address, force=config.force)
+        if not any(r.ok for r in results):
+            raise ValueError("every subject of the batch failed (see the summary above)")
+        return None
+    from anchorsplat.bake.pipeline import run_bake
+
+    return run_bake(settings, config.out, force=config.force)

@@ -148,6 +148,14 @@ def pose_from_vertices(rigged: RiggedGaussians, rig: Rig, vertices: Float[Tensor
     return PosedGaussians(means, quats, scales, opacities, rigged.sh_coeffs)
 
 
+def bound_means(rigged: RiggedGaussians, rig: Rig, vertices: Float[Tensor, "B V 3"]) -> Float[Tensor, "B N 3"]:
+    """The centres :func:`pose_from_vertices` gives, without the rotations (cheaper when only centres matter)."""
+    rest = triangle_frames(rig.vertices_rest, rig.faces, rigged.face_ids, rigged.barycentric)
+    posed = triangle_frames(vertices, rig.faces, rigged.face_ids, rigged.barycentric)
+    ratio = posed.sizes / rest.sizes
+    return posed.points + (rigged.normal_offsets * ratio)[..., None] * posed.rotations[..., 2]
+
+
 def pose(rigged: RiggedGaussians, rig: Rig, motion: Motion | RigInputs) -> PosedGaussians:
     """Pose the avatar for every frame of ``motion``: one pure, batched, differentiable function shared by
     bake, runtime, viewer and exporters."""
@@ -237,11 +245,14 @@ def to_lbs(rigged: RiggedGaussians, rig: Rig, top_k: int = 4) -> LbsGaussians:
         indices = torch.cat([indices, indices.new_zeros(n, pad)], 1)
     means = canonical_means(rigged, rig)
     e = len(rig.expression_names)
+    deltas = means.new_zeros(e, n, 3)
     if e:
-        shaped = rig.vertices_rest + rig.expression_dirs  # E V 3: each blendshape at weight 1
-        deltas = pose_from_vertices(rigged, rig, shaped).means - means
-    else:
-        deltas = means.new_zeros(0, n, 3)
+        # Only Gaussians on triangles that some blendshape moves can move (the face, on a full body).
+        moved = rig.expression_dirs.abs().amax(dim=(0, 2)) > 0  # V
+        touched = torch.nonzero(moved[tri_vertices].any(-1))[:, 0]
+        if len(touched):
+            shaped = rig.vertices_rest + rig.expression_dirs  # E V 3: each blendshape at weight 1
+            deltas[:, touched] = bound_means(rigged.subset(touched), rig, shaped) - means[touched]
     return LbsGaussians(
         means, rigged.quats_canonical_wxyz, rigged.log_scales, rigged.opacity_logits, rigged.sh_coeffs,
         indices, weights, deltas,

@@ -1,0 +1,121 @@
+"""``anchorsplat export``: an avatar as a rigged glTF binary, a static 3DGS PLY or SPZ, or a web player folder.
+
+The exporters live in :mod:`anchorsplat.gaussians` and take a :class:`~anchorsplat.gaussians.motion.Motion`;
+this module only resolves the command line: it loads the avatar, gets the motion from ``--motion`` or makes it
+from ``--audio`` with the runtime's audio-to-motion (``gaussians`` must not import ``runtime``, the CLI may),
+and calls the exporter for ``--format``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from anchorsplat.gaussians.io import Avatar, load_avatar
+from anchorsplat.gaussians.motion import Motion, load_motion
+
+if TYPE_CHECKING:
+    from anchorsplat.cli import ExportConfig
+
+SUFFIXES = {"glb": ".glb", "ply": ".ply", "spz": ".spz"}
+
+
+def default_out(avatar_path: Path, fmt: str) -> Path:
+    """``body.anchorsplat`` -> ``body.glb`` / ``body.ply`` / ``body.spz`` / ``body_web/``."""
+    if fmt == "web":
+        return avatar_path.with_name(avatar_path.stem + "_web")
+    return avatar_path.with_suffix(SUFFIXES[fmt])
+
+
+def audio_motion(audio_path: Path, model: str = "auto", fps: float = 30.0) -> Motion:
+    """Speech audio -> face and head :class:`Motion` with the runtime's causal audio-to-motion.
+
+    ``model``: ``"learned"`` (the shipped weights), ``"baseline"`` (weight-free), or ``"auto"``: the learned
+    model when its weights are installed, the baseline otherwise.
+    """
+    from anchorsplat.runtime.motion import audio_to_motion
+
+    if not audio_path.is_file():
+        raise ValueError(f"--audio {audio_path} does not exist")
+    if model == "auto":
+        from anchorsplat.runtime.learned import DEFAULT_MODEL_DIR
+
+        weights = [DEFAULT_MODEL_DIR / "config.json", DEFAULT_MODEL_DIR / "model.safetensors"]
+        model = "learned" if all(p.is_file() for p in weights) else "baseline"
+    motion = audio_to_motion(str(audio_path), model, fps=fps)
+    if len(motion) == 0:
+        raise ValueError(f"--audio {audio_path} is too short to make any motion frame")
+    return motion
+
+
+def _motion(config: ExportConfig) -> Motion | None:
+    if config.motion is not None and config.audio is not None:
+        raise ValueError("give --motion or --audio, not both (the audio makes its own motion)")
+    if config.motion is not None:
+        return load_motion(config.motion)
+    if config.audio is not None:
+        return audio_motion(config.audio, config.audio_model, config.fps)
+    return None
+
+
+def _posed_frame(avatar: Avatar, motion: Motion | None, frame: int):
+    from anchorsplat.gaussians.rigged import canonical_posed, pose
+
+    if motion is None:
+        if frame != 0:
+            raise ValueError("--frame needs --motion or --audio: without them the rest pose is exported")
+        with torch.no_grad():
+            return canonical_posed(avatar.gaussians, avatar.rig)
+    if not -len(motion) <= frame < len(motion):
+        raise ValueError(f"--frame {frame} is out of range: the motion has {len(motion)} frames")
+    one = motion.frame(frame % len(motion)).to(dtype=avatar.rig.vertices_rest.dtype)
+    with torch.no_grad():
+        return pose(avatar.gaussians, avatar.rig, one)
+
+
+def export_command(config: ExportConfig) -> Path:
+    fmt = config.format
+    out = config.out if config.out is not None else default_out(config.avatar, fmt)
+    if fmt in SUFFIXES and out.suffix.lower() != SUFFIXES[fmt]:
+        raise ValueError(f"--out {out}: a --format {fmt} export must end in {SUFFIXES[fmt]}")
+    if config.max_gaussians is not None and fmt != "glb":
+        raise ValueError("--max-gaussians applies to --format glb only")
+    if config.frame != 0 and fmt in ("glb", "web"):
+        raise ValueError(f"--frame applies to ply and spz; --format {fmt} stores the whole motion as an animation")
+    if config.audio is not None and fmt == "web":
+        from anchorsplat.gaussians.export_web import AUDIO_SUFFIXES
+
+        if config.audio.suffix.lower() not in AUDIO_SUFFIXES:
+            raise ValueError(f"--audio {config.audio}: browsers play {sorted(AUDIO_SUFFIXES)}; convert it first")
+        if out.resolve() == config.audio.resolve().parent:
+            raise ValueError("--out must not be the folder that holds the --audio file")
+    avatar = load_avatar(config.avatar)
+    if len(avatar.gaussians) == 0:
+        raise ValueError(f"{config.avatar} has no Gaussians to export")
+    motion = _motion(config)
+
+    if fmt == "glb":
+        from anchorsplat.gaussians.export_gltf import export_glb
+
+        path = export_glb(avatar, out, motion=motion, max_gaussians=config.max_gaussians)
+    elif fmt == "web":
+        from anchorsplat.gaussians.export_web import export_web
+
+        title = config.title if config.title is not None else config.avatar.stem
+        path = export_web(avatar, out, motion=motion, audio_path=config.audio, title=title)
+    else:
+        posed = _posed_frame(avatar, motion, config.frame)
+        if fmt == "ply":
+            from anchorsplat.gaussians.ply import save_ply
+
+            path = save_ply(out, posed)
+        else:
+            from anchorsplat.gaussians.spz import save_spz
+
+            path = save_spz(out, posed)
+    animated = motion is not None and fmt in ("glb", "web")
+    animation = f", {len(motion)} animation frames" if animated else ""
+    print(f"wrote {path} ({len(avatar.gaussians)} Gaussians{animation})")
+    return path

@@ -1,0 +1,338 @@
+"""Stage 1a: read the photo and find the one person in it.
+
+:func:`load_photo` turns any image file Pillow reads into an upright ``uint8 H W 3`` RGB array of at most
+:data:`MAX_LONG_SIDE` pixels. :func:`detect_person` runs three detectors on it:
+
+- mediapipe Pose (BlazePose "full", the model mediapipe 0.10.14 ships): 33 landmarks with visibility, metric
+  world landmarks, and the person's segmentation mask. It finds at most one person.
+- mediapipe FaceMesh (478 landmarks with ``refine_landmarks``) and FaceDetection (full range).
+- dlib's HOG face detector and its 68-landmark shape predictor (face_recognition_models' weights).
+
+dlib's HOG detector fires on face-like things (the mission patch on the astronaut's suit scores 0.12), so a
+face box only counts when FaceMesh also finds a face there (on the whole image, or on a crop around the box),
+and the subject's face is the confirmed face at the pose's head. The number of people comes from the pose
+(one) plus every other confirmed face of comparable size; more than one is an error, as the bake fits one body.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from jaxtyping import Float, UInt8
+
+MIN_SHORT_SIDE = 128
+MAX_LONG_SIDE = 1024
+COMPARABLE_FACE = 0.5
+"""Another face counts as another person when its width is at least this fraction of the subject's face."""
+VISIBLE = 0.5
+"""Pose landmarks with visibility below this are treated as hidden (framing)."""
+
+POSE_LANDMARK_NAMES: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+"""mediapipe Pose's landmarks; "left" is the person's left (it appears on the image's right in a front view)."""
+
+Box = tuple[int | float, int | float, int | float, int | float]
+"""left, top, right, bottom in pixels."""
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """What the detectors found for the one person in a photo (pixel coordinates: x right, y down, pixel
+    centres at +0.5, as :func:`anchorsplat.gaussians.conventions.project_points`).
+
+    Attributes:
+        width / height: image size in pixels.
+        pose_xy / pose_visibility: mediapipe Pose landmarks (:data:`POSE_LANDMARK_NAMES`) and their visibility
+            in [0, 1]. Landmarks outside the image are extrapolated by mediapipe and have low visibility.
+        pose_world: mediapipe's metric landmarks (hip-centred, x right, y down, z away from the camera).
+        mask: person segmentation, probability in [0, 1].
+        face_mesh_xy: FaceMesh's 478 landmarks of the subject's face, None when no face mesh was found.
+        face_box: dlib's box of the subject's face (left, top, right, bottom), None when dlib found none.
+        face_landmarks_68: dlib's 68 landmarks (iBUG 300-W order) in ``face_box``, None with it.
+        num_people: people found (always 1: more raise in :func:`detect_person`).
+    """
+
+    width: int
+    height: int
+    pose_xy: Float[np.ndarray, "33 2"]
+    pose_visibility: Float[np.ndarray, "33"]
+    pose_world: Float[np.ndarray, "33 3"]
+    mask: Float[np.ndarray, "H W"]
+    face_mesh_xy: Float[np.ndarray, "478 2"] | None
+    face_box: Box | None
+    face_landmarks_68: Float[np.ndarray, "68 2"] | None
+    num_people: int
+
+    def visible(self, name: str) -> bool:
+        """Whether a pose landmark is visible and inside the image."""
+        i = POSE_LANDMARK_NAMES.index(name)
+        x, y = self.pose_xy[i]
+        return bool(self.pose_visibility[i] >= VISIBLE and 0 <= x < self.width and 0 <= y < self.height)
+
+    @property
+    def framing(self) -> str:
+        """``"full_body"`` when a hip is visible, else ``"portrait"`` (head and shoulders)."""
+        return "full_body" if self.visible("left_hip") or self.visible("right_hip") else "portrait"
+
+
+# --- photo --------------------------------------------------------------------------------------------------------
+
+
+def load_photo(path: str | Path, *, max_long_side: int = MAX_LONG_SIDE) -> UInt8[np.ndarray, "H W 3"]:
+    """Read a photo as upright 8-bit RGB: EXIF orientation applied, grayscale/palette/16-bit/float converted,
+    transparency composited onto white, downscaled so the long side is at most ``max_long_side``.
+
+    Raises:
+        ValueError: a missing file, a file that is not an image, a truncated image, or one under 128 px.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    hint = "pass a JPEG or PNG photo of one person"
+    if not path.is_file():
+        raise ValueError(f"photo {path} does not exist: {hint}")
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (max_long_side, max_long_side))  # JPEG: decode at a reduced scale directly
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb8(img)
+    except UnidentifiedImageError:
+        raise ValueError(f"photo {path} is not an image Pillow can read: {hint}") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"photo {path} is too large to decode safely ({exc}): downscale it first") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"photo {path} is truncated or corrupt ({exc}): re-export or re-download it") from None
+    h, w = rgb.shape[:2]
+    if max(h, w) > max_long_side:
+        scale = max_long_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+    check_image(rgb, what=f"photo {path}")
+    return np.ascontiguousarray(rgb)
+
+
+def _to_rgb8(img) -> np.ndarray:
+    """Any Pillow mode -> uint8 RGB; high-bit-depth modes are rescaled, not clipped."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        if img.mode == "F":
+            top = max(float(values.max()), 1.0) if values.max() > 1.0 else 1.0
+        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def check_rgb8(image: np.ndarray, *, what: str = "image") -> None:
+    """Raise a TypeError unless ``image`` is a uint8 H x W x 3 array."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        desc = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise TypeError(f"{what} must be a uint8 H x W x 3 RGB array, got a {desc}: read files with load_photo")
+
+
+def check_image(image: np.ndarray, *, what: str = "image") -> None:
+    """Raise a one-line error unless ``image`` is a usable uint8 H x W x 3 photo of at least 128 px."""
+    check_rgb8(image, what=what)
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SHORT_SIDE:
+        raise ValueError(
+            f"{what} is too small ({w} x {h} px): the person detector needs at least {MIN_SHORT_SIDE} px on the "
+            "short side; use a larger photo"
+        )
+
+
+# --- detectors (loaded once; mediapipe graphs are not re-entrant, so calls are serialised) ------------------------
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _mediapipe():
+    try:
+        import mediapipe as mp
+    except ImportError:
+        raise ValueError(
+            "person detection needs mediapipe: pip install 'anchorsplat[fit]' (mediapipe==0.10.14)"
+        ) from None
+    solutions = mp.solutions
+    # model_complexity=1 is the pose model mediapipe ships; 2 would be downloaded on first use.
+    pose = solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True)
+    mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2, refine_landmarks=True)
+    crop_mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True)
+    faces = solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.6)
+    return pose, mesh, crop_mesh, faces
+
+
+def _mesh_points(result, width: int, height: int) -> list[np.ndarray]:
+    return [
+        np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float32)
+        for face in (result.multi_face_landmarks or [])
+    ]
+
+
+def _mesh_in_crop(image: np.ndarray, box: Box) -> np.ndarray | None:
+    """FaceMesh on a square crop of twice the box's size around it; landmarks in image pixels."""
+    _, _, crop_mesh, _ = _mediapipe()
+    h, w = image.shape[:2]
+    cx, cy, size = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, max(box[2] - box[0], box[3] - box[1])
+    x0, y0 = int(max(cx - size, 0)), int(max(cy - size, 0))
+    x1, y1 = int(min(cx + size, w)), int(min(cy + size, h))
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    found = _mesh_points(crop_mesh.process(crop), x1 - x0, y1 - y0)
+    if not found:
+        return None
+    points = found[0] + np.array([x0, y0], dtype=np.float32)
+    return points if _inside(points.mean(0), box) else None
+
+
+def _inside(xy: np.ndarray, box: Box) -> bool:
+    return bool(box[0] <= xy[0] <= box[2] and box[1] <= xy[1] <= box[3])
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _same_face(a: Box, b: Box) -> bool:
+    centre = lambda r: np.array([(r[0] + r[2]) / 2, (r[1] + r[3]) / 2])  # noqa: E731
+    return _iou(a, b) > 0.25 or _inside(centre(a), b) or _inside(centre(b), a)
+
+
+def _box_of(points: np.ndarray) -> Box:
+    lo, hi = points.min(0), points.max(0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+@dataclass
+class _Face:
+    box: Box
+    mesh: np.ndarray | None = None
+    dlib_box: Box | None = None
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+
+def _confirmed_faces(image: np.ndarray) -> list[_Face]:
+    """Faces that FaceMesh confirms, merged across detectors (one entry per face)."""
+    from .identity import dlib_detect
+
+    _, mesh, _, face_detection = _mediapipe()
+    h, w = image.shape[:2]
+    faces = [_Face(_box_of(points), points) for points in _mesh_points(mesh.process(image), w, h)]
+    candidates: list[tuple[Box, bool]] = [(box, True) for box, _ in dlib_detect(image)]
+    for d in face_detection.process(image).detections or []:
+        r = d.location_data.relative_bounding_box
+        candidates.append(((r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h), False))
+    for box, from_dlib in candidates:
+        known = next((f for f in faces if _same_face(f.box, box)), None)
+        if known is None:
+            points = _mesh_in_crop(image, box)
+            if points is None:
+                continue  # a face-like pattern (a badge, a print), not a face
+            known = _Face(_box_of(points), points)
+            faces.append(known)
+        if from_dlib and known.dlib_box is None:
+            known.dlib_box = box
+    return faces
+
+
+def detect_person(image: UInt8[np.ndarray, "H W 3"]) -> Detections:
+    """Find the one person in ``image``: pose, mask, face landmarks. See the module docstring.
+
+    Raises:
+        ValueError: no person, several people, or an image under 128 px on its short side.
+    """
+    check_image(image)
+    h, w = image.shape[:2]
+    pose, _, _, _ = _mediapipe()
+    with _LOCK:
+        result = pose.process(image)
+        mask = None if result.segmentation_mask is None else np.asarray(result.segmentation_mask, np.float32)
+        if result.pose_landmarks is None or mask is None or (mask > 0.5).mean() < 0.005:
+            raise ValueError(
+                "no person found in the photo: use a photo in which one person's head and shoulders are clearly "
+                "visible and well lit"
+            )
+        faces = _confirmed_faces(image)
+        pose_xy = np.array([(p.x * w, p.y * h) for p in result.pose_landmarks.landmark], dtype=np.float32)
+        visibility = np.array([p.visibility for p in result.pose_landmarks.landmark], dtype=np.float32)
+        world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], dtype=np.float32)
+        subject = _subject_face(faces, pose_xy, visibility, mask)
+        if subject is not None and subject.mesh is None:
+            subject.mesh = _mesh_in_crop(image, subject.box)
+    others = [f for f in faces if f is not subject and f.width >= COMPARABLE_FACE * _reference_width(subject, pose_xy)]
+    num_people = 1 + len(others)
+    if num_people > 1:
+        where = ", ".join(f"x={(f.box[0] + f.box[2]) / 2:.0f}" for f in ([subject] if subject else []) + others)
+        raise ValueError(
+            f"several people in the photo ({num_people}; faces at {where} px): the bake fits one person, crop the "
+            "photo to the subject"
+        )
+    landmarks = None
+    if subject is not None and subject.dlib_box is not None:
+        from .identity import dlib_landmarks
+
+        landmarks = dlib_landmarks(image, subject.dlib_box)
+    return Detections(
+        width=w, height=h, pose_xy=pose_xy, pose_visibility=visibility, pose_world=world, mask=mask,
+        face_mesh_xy=None if subject is None else subject.mesh,
+        face_box=None if subject is None else subject.dlib_box,
+        face_landmarks_68=landmarks, num_people=num_people,
+    )  # fmt: skip
+
+
+def _head_box(pose_xy: np.ndarray, visibility: np.ndarray) -> Box | None:
+    """A box around the pose's face landmarks (nose, eyes, ears, mouth), None when they are hidden."""
+    head = pose_xy[:11][visibility[:11] >= VISIBLE]
+    if len(head) < 3:
+        return None
+    lo, hi = head.min(0), head.max(0)
+    pad = 0.5 * max(hi[0] - lo[0], hi[1] - lo[1])
+    return float(lo[0] - pad), float(lo[1] - pad), float(hi[0] + pad), float(hi[1] + pad)
+
+
+def _subject_face(faces: list[_Face], pose_xy: np.ndarray, visibility: np.ndarray, mask: np.ndarray) -> _Face | None:
+    """The face at the pose's head; failing that, a face on the person's mask above the shoulders."""
+    head = _head_box(pose_xy, visibility)
+    if head is not None:
+        at_head = [f for f in faces if _same_face(f.box, head)]
+        if at_head:
+            return max(at_head, key=lambda f: _iou(f.box, head))
+    h, w = mask.shape
+    shoulders_y = float(pose_xy[11:13, 1].max())
+    for face in sorted(faces, key=lambda f: -f.width):
+        x, y = int((face.box[0] + face.box[2]) / 2), int((face.box[1] + face.box[3]) / 2)
+        if 0 <= x < w and 0 <= y < h and mask[y, x] > 0.5 and y < shoulders_y:
+            return face
+    return None
+
+
+def _reference_width(subject: _Face | None, pose_xy: np.ndarray) -> float:
+    """The subject's face width; without a visible face, a face's typical width for the shoulder span."""
+    if subject is not None:
+        return subject.width
+    return 0.35 * float(np.linalg.norm(pose_xy[11] - pose_xy[12]))

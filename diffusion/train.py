@@ -1,0 +1,152 @@
+"""Flow-matching fine-tuning of the anchored transformer (accelerate: one script, one GPU or many).
+
+Per step (seed 001's recipe): sigma from a logit-normal, ``x = (1 - sigma) x0 + sigma noise``, target velocity
+``noise - x0``; with ``prefix_probability`` the first ``prefix`` latent frames are given clean (timestep 0, no
+loss) as in chunked inference; anchors are drawn from the sample's pool, which reaches outside the clip
+(superset anchoring), with random dropout of each anchor and of the whole set (mixed anchor types); audio and
+text are dropped for classifier-free guidance. The VAE is frozen; ``train_backbone`` also trains the Wan blocks.
+
+    accelerate launch -m anchorsplat.diffusion.train --weights WAN_DIR --data DATASET --out OUT
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .anchors import VIEWPOINTS, AnchorLayout
+from .dataset import DiffusionDataset, Sample
+from .latents import encode_video
+from .model import AnchorTokens
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    weights: Path
+    """Local diffusers Wan folder (transformer/ and vae/) to start from."""
+    data: Path
+    """Dataset folder written by anchorsplat.diffusion.dataset.write_dataset."""
+    out: Path
+    """Output folder (transformer/ + vae/), loadable with load_anchored_generator."""
+    steps: int = 1000
+    lr: float = 1e-4
+    train_backbone: bool = False
+    """Also train the Wan backbone (default: only the new pose / audio modules)."""
+    prefix: int = 4
+    prefix_probability: float = 0.3
+    anchor_dropout: float = 0.3
+    """Probability of dropping each anchor."""
+    all_anchor_dropout: float = 0.1
+    """Probability of dropping every anchor."""
+    cond_dropout: float = 0.1
+    """Probability of dropping audio and text together (classifier-free guidance)."""
+    lookahead_max: int = 8
+    """The lookahead anchor's distance is drawn from 1..lookahead_max latent frames."""
+    save_every: int = 500
+    seed: int = 0
+    mixed_precision: str = "no"
+
+
+def sample_anchors(sample: Sample, latents: Tensor, cfg: TrainConfig, layout: AnchorLayout, window_frames: int,
+                   g: torch.Generator) -> list[AnchorTokens]:  # fmt: skip
+    """Anchor tokens for one step: dropout per anchor, mixed types, a lookahead anchor at a random distance."""
+    out: list[AnchorTokens] = []
+    if float(torch.rand(1, generator=g)) < cfg.all_anchor_dropout:
+        return out
+    used: set[float] = set()
+    for i in range(latents.shape[0]):
+        if float(torch.rand(1, generator=g)) < cfg.anchor_dropout:
+            continue
+        kind = int(sample.anchor_kind[i])
+        pos = layout.global_t if kind == 0 else layout.viewpoint_position(VIEWPOINTS[int(sample.anchor_slot[i])])
+        if kind == 2:
+            pos = layout.expression_t + int(sample.anchor_slot[i])
+        if pos in used:  # one anchor per RoPE slot
+            continue
+        used.add(pos)
+        out.append(AnchorTokens(latents[i : i + 1], pos, 0.0, layout.w_shift))
+    if latents.shape[0] and float(torch.rand(1, generator=g)) < 0.5:
+        d = int(torch.randint(1, cfg.lookahead_max + 1, (1,), generator=g))
+        out.append(AnchorTokens(latents[:1], float(window_frames - 1 + d)))  # self-keyframing with the photo
+    return out
+
+
+def train_step(model, vae, sample: Sample, cfg: TrainConfig, layout: AnchorLayout, g: torch.Generator,
+               text: Tensor) -> Tensor:  # fmt: skip
+    """The flow-matching loss of one sample (batch 1)."""
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        x0 = encode_video(vae, sample.frames.to(dev))
+        anchor_lat = torch.cat([encode_video(vae, a[None].to(dev)) for a in sample.anchors]) if len(
+            sample.anchors) else x0[:, :, :0]  # fmt: skip
+    n = x0.shape[2]
+    sigma = torch.sigmoid(torch.randn(1, generator=g)).to(dev)
+    noise = torch.randn(x0.shape, generator=g).to(dev)
+    x = (1 - sigma) * x0 + sigma * noise
+    prefix = cfg.prefix if n > cfg.prefix + 1 and float(torch.rand(1, generator=g)) < cfg.prefix_probability else 0
+    if prefix:
+        x = torch.cat([x0[:, :, :prefix], x[:, :, prefix:]], dim=2)
+    drop = float(torch.rand(1, generator=g)) < cfg.cond_dropout
+    audio = None if drop or sample.audio is None else sample.audio[None, None].to(dev)
+    prompt = torch.zeros_like(text) if drop else text
+    anchors = sample_anchors(sample, anchor_lat, cfg, layout, n, g)
+    v = model(x, sigma * 1000, prompt, pose_maps=sample.pose[None].to(dev), audio=audio, anchors=anchors,
+              clean_prefix=prefix).sample  # fmt: skip
+    target = noise - x0
+    return ((v - target)[:, :, prefix:].float() ** 2).mean()
+
+
+def train(cfg: TrainConfig) -> Path:
+    from accelerate import Accelerator
+    from diffusers import AutoencoderKLWan
+
+    from .model import NEW_MODULE_PREFIXES, AnchoredWanTransformer
+
+    acc = Accelerator(mixed_precision=cfg.mixed_precision)
+    model = AnchoredWanTransformer.from_pretrained(Path(cfg.weights) / "transformer")
+    vae = AutoencoderKLWan.from_pretrained(Path(cfg.weights) / "vae").to(acc.device).eval().requires_grad_(False)
+    for name, p in model.named_parameters():
+        p.requires_grad_(cfg.train_backbone or name.startswith(NEW_MODULE_PREFIXES))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    data = DiffusionDataset(cfg.data)
+    model, opt = acc.prepare(model, opt)
+    g = torch.Generator().manual_seed(cfg.seed + acc.process_index)
+    text = torch.zeros(1, 512, model.config.text_dim if hasattr(model, "config") else 4096, device=acc.device)
+    layout = AnchorLayout()
+    model.train()
+    losses = []
+    for step in range(cfg.steps):
+        sample = data[int(torch.randint(len(data), (1,), generator=g))]
+        with acc.accumulate(model):
+            loss = train_step(model, vae, sample, cfg, layout, g, text)
+            acc.backward(loss)
+            opt.step()
+            opt.zero_grad()
+        losses.append(float(loss))
+        if acc.is_main_process and (step + 1) % max(1, cfg.steps // 20) == 0:
+            print(f"step {step + 1}/{cfg.steps} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}", flush=True)
+        if acc.is_main_process and ((step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps):
+            save(acc.unwrap_model(model), cfg)
+    return Path(cfg.out)
+
+
+def save(model, cfg: TrainConfig) -> None:
+    out = Path(cfg.out)
+    model.save_pretrained(out / "transformer")
+    if not (out / "vae").exists():
+        shutil.copytree(Path(cfg.weights) / "vae", out / "vae")
+
+
+def main() -> None:
+    import tyro
+
+    train(tyro.cli(TrainConfig))
+
+
+if __name__ == "__main__":
+    main()

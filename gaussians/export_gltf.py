@@ -1,0 +1,431 @@
+"""Rigged avatars as glTF 2.0 binary (``.glb``) for engines (Unity, Unreal, Godot, Blender, three.js).
+
+One file holds everything an engine needs to play the avatar, in glTF's own conventions (meters, +Y up,
+front +Z: ours already; quaternions ``xyzw``, converted here at the boundary):
+
+- **skeleton**: one node per rig joint, named as the joint, in rig order (node ``j`` is joint ``j``), with the
+  rest offset to its parent as translation and an identity rest rotation (our joints are world-aligned, so a
+  world-aligned local rotation *is* the glTF node's local rotation). The skin's inverse bind matrices are
+  ``translate(-joints_rest)``.
+- **body mesh** (node ``body``): the rest mesh skinned with the rig's weights reduced to top-4 (``JOINTS_0`` /
+  ``WEIGHTS_0``), normals, and the expression blendshapes as morph targets named in ``mesh.extras.targetNames``.
+  The full top-k skinning is kept exactly in the custom attributes ``_RIG_JOINTS_i`` / ``_RIG_WEIGHTS_i``.
+- **Gaussians** (node ``gaussians``): a ``POINTS`` primitive with the ``KHR_gaussian_splatting`` extension
+  (ratified text: ``KHR_gaussian_splatting:ROTATION`` unit ``xyzw``, ``:SCALE`` *linear* ("MUST NOT be
+  negative"; drafts stored log scales), ``:OPACITY`` post-sigmoid in [0, 1], ``:SH_DEGREE_l_COEF_n`` the raw RGB
+  coefficients, ``m`` from ``-l`` to ``l`` with the Condon-Shortley phase, i.e. gsplat's basis order and signs, the
+  DC term in ``SH_DEGREE_0_COEF_0``; kernel ``ellipse``, colour space ``srgb_rec709_display``; ``COLOR_0``
+  fallback in linear RGB + opacity), skinned to the same skin with per-splat top-4 ``JOINTS_0`` / ``WEIGHTS_0`` and the
+  per-splat expression deltas as morph targets (:func:`anchorsplat.gaussians.rigged.to_lbs`). Loaders that skip
+  skins or the extension show the rest pose as a point cloud. The triangle binding rides along in
+  ``_FACE_ID`` / ``_BARYCENTRIC`` / ``_NORMAL_OFFSET`` so :func:`anchorsplat.gaussians.import_gltf.import_glb`
+  gets the avatar back exactly.
+- **animation** (optional, from a :class:`~anchorsplat.gaussians.motion.Motion`): per-joint rotation channels,
+  a root translation channel and morph-weight channels for both meshes, linear interpolation at the motion's fps.
+
+Engines apply morph targets, then skinning, which is exactly :func:`anchorsplat.gaussians.rigged.pose_lbs`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from .conventions import matrix_to_quat, quat_normalize, quat_wxyz_to_xyzw
+from .io import Avatar, atomic_write_bytes
+from .motion import Motion
+from .retarget import motion_to_rig
+from .rig import vertex_normals
+from .rigged import SH_C0, RiggedGaussians, to_lbs
+
+GLB_FORMAT = "anchorsplat.glb"
+GLB_VERSION = 1
+SPLAT_EXTENSION = "KHR_gaussian_splatting"
+SPLAT_PREFIX = f"{SPLAT_EXTENSION}:"
+
+# glTF enums
+_FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+_POINTS, _TRIANGLES = 0, 4
+_TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
+_GLB_MAGIC, _CHUNK_JSON, _CHUNK_BIN = 0x46546C67, 0x4E4F534A, 0x004E4942
+
+
+# --- conversions at the format boundary (the KHR_gaussian_splatting ellipse kernel's attribute spaces) ---
+
+
+def gltf_rotations(quats_wxyz: Float[Tensor, "N 4"]) -> Float[Tensor, "N 4"]:
+    """Unit ``xyzw`` quaternions (the spec lets renderers skip renormalisation, so they are normalised here)."""
+    return quat_wxyz_to_xyzw(quat_normalize(quats_wxyz))
+
+
+def gltf_scales(log_scales: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
+    """Linear scales (the ratified spec: "Scale values are linear and MUST NOT be negative")."""
+    return torch.exp(log_scales)
+
+
+def gltf_opacities(opacity_logits: Float[Tensor, " N"]) -> Float[Tensor, " N"]:
+    """Opacity in [0, 1] after the sigmoid, usable directly for alpha blending."""
+    return torch.sigmoid(opacity_logits)
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+# --- a small GLB builder: one binary buffer, one tightly packed buffer view per accessor ---
+
+
+class _GlbBuilder:
+    def __init__(self) -> None:
+        self.json: dict = {"buffers": [], "bufferViews": [], "accessors": []}
+        self._chunks: list[bytes] = []
+        self._offset = 0
+
+    def view(self, data: np.ndarray, target: int | None = None) -> int:
+        raw = np.ascontiguousarray(data).tobytes()
+        pad = (-self._offset) % 4
+        if pad:
+            self._chunks.append(b"\0" * pad)
+            self._offset += pad
+        entry = {"buffer": 0, "byteOffset": self._offset, "byteLength": len(raw)}
+        if target is not None:
+            entry["target"] = target
+        self._chunks.append(raw)
+        self._offset += len(raw)
+        self.json["bufferViews"].append(entry)
+        return len(self.json["bufferViews"]) - 1
+
+    def accessor(
+        self, data: np.ndarray, *, target: int | None = None, bounds: bool = False, normalized: bool = False
+    ) -> int:
+        """An accessor over ``data`` (N or N x C, dtype float32 / uint8 / uint16 / uint32)."""
+        data = np.ascontiguousarray(data)
+        width = 1 if data.ndim == 1 else int(np.prod(data.shape[1:]))
+        entry = {
+            "bufferView": self.view(data, target),
+            "componentType": _component_type(data.dtype),
+            "count": int(data.shape[0]),
+            "type": _TYPES[width],
+        }
+        if normalized:
+            entry["normalized"] = True
+        if bounds:
+            entry.update(_bounds(data.reshape(data.shape[0], width)))
+        return self._add_accessor(entry)
+
+    def sparse_accessor(self, data: np.ndarray, *, bounds: bool = True) -> int:
+        """A float accessor stored sparsely (zeros + the non-zero rows): morph targets move few vertices."""
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        rows = np.nonzero(np.any(data != 0, axis=1))[0]
+        if len(rows) * 2 > len(data):  # dense is smaller than indices + values
+            return self.accessor(data, bounds=bounds)
+        entry = {"componentType": _FLOAT, "count": int(data.shape[0]), "type": _TYPES[data.shape[1]]}
+        if bounds:
+            entry.update(_bounds(data))
+        if len(rows):
+            index_dtype = np.uint16 if data.shape[0] <= 65535 else np.uint32
+            entry["sparse"] = {
+                "count": int(len(rows)),
+                "indices": {
+                    "bufferView": self.view(rows.astype(index_dtype)),
+                    "componentType": _component_type(index_dtype),
+                },
+                "values": {"bufferView": self.view(data[rows])},
+            }
+        return self._add_accessor(entry)
+
+    def _add_accessor(self, entry: dict) -> int:
+        self.json["accessors"].append(entry)
+        return len(self.json["accessors"]) - 1
+
+    def to_bytes(self) -> bytes:
+        binary = b"".join(self._chunks)
+        binary += b"\0" * ((-len(binary)) % 4)
+        self.json["buffers"] = [{"byteLength": len(binary)}]
+        text = json.dumps(self.json, separators=(",", ":")).encode()
+        text += b" " * ((-len(text)) % 4)
+        total = 12 + 8 + len(text) + 8 + len(binary)
+        return b"".join(
+            [
+                struct.pack("<III", _GLB_MAGIC, 2, total),
+                struct.pack("<II", len(text), _CHUNK_JSON),
+                text,
+                struct.pack("<II", len(binary), _CHUNK_BIN),
+                binary,
+            ]
+        )
+
+
+def _component_type(dtype) -> int:
+    table = {np.dtype(np.float32): _FLOAT, np.dtype(np.uint8): _UBYTE, np.dtype(np.uint16): _USHORT,
+             np.dtype(np.uint32): _UINT}  # fmt: skip
+    if np.dtype(dtype) not in table:
+        raise TypeError(f"no glTF component type for {dtype}")
+    return table[np.dtype(dtype)]
+
+
+def _bounds(data2d: np.ndarray) -> dict:
+    if len(data2d) == 0:
+        return {"min": [0.0] * data2d.shape[1], "max": [0.0] * data2d.shape[1]}
+    return {"min": data2d.min(0).tolist(), "max": data2d.max(0).tolist()}
+
+
+def _np(t: Tensor, dtype=np.float32) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(dtype)
+
+
+# --- skinning weights ---
+
+
+def top4_weights(indices: np.ndarray, weights: np.ndarray, num_joints: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse top-k skinning -> glTF ``JOINTS_0`` / ``WEIGHTS_0``: duplicates merged, the 4 largest kept and
+    renormalised, unused slots pointing at joint 0 with weight 0 (what the glTF validator expects)."""
+    n = indices.shape[0]
+    dense = np.zeros((n, num_joints), dtype=np.float64)
+    np.add.at(dense, (np.repeat(np.arange(n), indices.shape[1]), indices.reshape(-1)), weights.reshape(-1))
+    k = min(4, num_joints)
+    top = np.argsort(-dense, axis=1, kind="stable")[:, :k]
+    w = np.take_along_axis(dense, top, axis=1).clip(min=0)
+    if k < 4:
+        top = np.concatenate([top, np.zeros((n, 4 - k), dtype=top.dtype)], axis=1)
+        w = np.concatenate([w, np.zeros((n, 4 - k))], axis=1)
+    total = w.sum(1, keepdims=True)
+    w = np.where(total > 0, w / np.where(total > 0, total, 1), np.array([1.0, 0, 0, 0]))
+    top = np.where(w > 0, top, 0)
+    w32 = w.astype(np.float32)
+    w32[:, 0] = (np.float32(1) - w32[:, 1:].sum(1, dtype=np.float32)).astype(np.float32)  # sum is 1 in float32
+    joint_dtype = np.uint8 if num_joints <= 256 else np.uint16
+    return top.astype(joint_dtype), w32
+
+
+# --- the file ---
+
+
+def export_glb(
+    avatar: Avatar,
+    path: str | os.PathLike,
+    *,
+    motion: Motion | None = None,
+    max_gaussians: int | None = None,
+) -> Path:
+    """Write ``avatar`` (rig + Gaussians, optionally animated by ``motion``) as a ``.glb``, atomically.
+
+    Args:
+        avatar: the rig and the Gaussians bound to it.
+        path: output file, ending in ``.glb``.
+        motion: SMPL-X-format motion to store as the glTF animation ``"motion"``.
+        max_gaussians: keep at most this many Gaussians (the most opaque ones), for engines with splat budgets.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".glb":
+        raise ValueError(f"a glTF binary export must end in .glb: got {path}")
+    rig = avatar.rig.to("cpu", torch.float64)
+    gaussians = avatar.gaussians.to("cpu", torch.float64)
+    if max_gaussians is not None:
+        if max_gaussians < 1:
+            raise ValueError(f"max_gaussians must be at least 1, got {max_gaussians}")
+        if len(gaussians) > max_gaussians:
+            keep = torch.argsort(gaussians.opacity_logits, descending=True, stable=True)[:max_gaussians]
+            gaussians = gaussians.subset(torch.sort(keep).values)
+    if len(gaussians) == 0:
+        raise ValueError("the avatar has no Gaussians to export")
+    if motion is not None and len(motion) == 0:
+        raise ValueError("the motion has no frames")
+
+    b = _GlbBuilder()
+    doc = b.json
+    doc["asset"] = {
+        "version": "2.0",
+        "generator": f"anchorsplat {_anchorsplat_version()}",
+        "extras": {
+            "format": GLB_FORMAT,
+            "version": GLB_VERSION,
+            "units": "meters",
+            "axes": "right-handed, +Y up, body faces +Z",
+            "rig_kind": rig.kind,
+            "rig_info": rig.info,
+            "avatar_info": avatar.info,
+        },
+    }
+    doc["extensionsUsed"] = [SPLAT_EXTENSION]
+    j = rig.num_joints
+    skeleton_nodes = _skeleton_nodes(rig)
+    doc["nodes"] = skeleton_nodes + [
+        {"name": "body", "mesh": 0, "skin": 0},
+        {"name": "gaussians", "mesh": 1, "skin": 0},
+    ]
+    ibm = np.tile(np.eye(4), (j, 1, 1))
+    ibm[:, :3, 3] = -_np(rig.joints_rest, np.float64)
+    doc["skins"] = [
+        {
+            "name": "rig",
+            "joints": list(range(j)),
+            "skeleton": 0,
+            "inverseBindMatrices": b.accessor(ibm.transpose(0, 2, 1).reshape(j, 16).astype(np.float32)),
+        }
+    ]
+    doc["materials"] = [
+        {"name": "body", "pbrMetallicRoughness": {"baseColorFactor": [0.8, 0.62, 0.52, 1.0], "metallicFactor": 0.0}},
+    ]
+    doc["meshes"] = [_body_mesh(b, rig), _splat_mesh(b, rig, gaussians)]
+    doc["scenes"] = [{"name": "avatar", "nodes": [0, j, j + 1]}]
+    doc["scene"] = 0
+    if motion is not None:
+        doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(j, j + 1))]
+    atomic_write_bytes(path, b.to_bytes())
+    return path
+
+
+def _anchorsplat_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("anchorsplat")
+    except Exception:  # noqa: BLE001 - not installed as a distribution: a source checkout
+        return "dev"
+
+
+def _skeleton_nodes(rig) -> list[dict]:
+    from .rig import rest_joint_offsets
+
+    offsets = _np(rest_joint_offsets(rig.parents, rig.joints_rest), np.float64).astype(np.float32)
+    parents = rig.parents.tolist()
+    sources, fractions = rig.smplx_source.tolist(), rig.smplx_fraction.tolist()
+    nodes = []
+    for k, name in enumerate(rig.joint_names):
+        node = {
+            "name": name,
+            "translation": [float(x) for x in offsets[k]],
+            "extras": {"smplx_source": int(sources[k]), "smplx_fraction": float(np.float32(fractions[k]))},
+        }
+        children = [c for c, p in enumerate(parents) if p == k]
+        if children:
+            node["children"] = children
+        nodes.append(node)
+    return nodes
+
+
+def _skin_sets(b: _GlbBuilder, indices: np.ndarray, weights: np.ndarray) -> dict:
+    """The rig's full top-k skinning, exactly, in custom VEC4 attributes (engines read JOINTS_0/WEIGHTS_0)."""
+    k = indices.shape[1]
+    sets = math.ceil(k / 4)
+    pad = sets * 4 - k
+    idx = np.concatenate([indices, np.zeros((len(indices), pad), indices.dtype)], 1).astype(np.uint16)
+    w = np.concatenate([weights, np.zeros((len(weights), pad), weights.dtype)], 1).astype(np.float32)
+    out = {}
+    for s in range(sets):
+        out[f"_RIG_JOINTS_{s}"] = b.accessor(idx[:, 4 * s : 4 * s + 4], target=_ARRAY_BUFFER)
+        out[f"_RIG_WEIGHTS_{s}"] = b.accessor(w[:, 4 * s : 4 * s + 4], target=_ARRAY_BUFFER)
+    return out
+
+
+def _body_mesh(b: _GlbBuilder, rig) -> dict:
+    vertices = _np(rig.vertices_rest)
+    normals = _np(vertex_normals(rig.vertices_rest, rig.faces), np.float64)
+    bad = ~np.isfinite(normals).all(1) | (np.abs(np.linalg.norm(normals, axis=1) - 1) > 1e-3)
+    normals[bad] = (0.0, 1.0, 0.0)  # isolated or degenerate vertices have no normal; any unit vector will do
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    joints, weights = top4_weights(_np(rig.skin_indices, np.int64), _np(rig.skin_weights, np.float64), rig.num_joints)
+    index_dtype = np.uint16 if rig.num_vertices <= 65535 else np.uint32
+    attributes = {
+        "POSITION": b.accessor(vertices, target=_ARRAY_BUFFER, bounds=True),
+        "NORMAL": b.accessor(normals.astype(np.float32), target=_ARRAY_BUFFER),
+        "JOINTS_0": b.accessor(joints, target=_ARRAY_BUFFER),
+        "WEIGHTS_0": b.accessor(weights, target=_ARRAY_BUFFER),
+        **_skin_sets(b, _np(rig.skin_indices, np.int64), _np(rig.skin_weights)),
+    }
+    primitive = {
+        "attributes": attributes,
+        "indices": b.accessor(_np(rig.faces, np.int64).reshape(-1).astype(index_dtype), target=_ELEMENT_ARRAY_BUFFER),
+        "mode": _TRIANGLES,
+        "material": 0,
+    }
+    mesh = {"name": "body", "primitives": [primitive], "extras": {"rig_skin_k": int(rig.skin_indices.shape[1])}}
+    _add_targets(b, mesh, _np(rig.expression_dirs), rig.expression_names)
+    return mesh
+
+
+def _add_targets(b: _GlbBuilder, mesh: dict, deltas: np.ndarray, names: tuple[str, ...]) -> None:
+    if not len(names):
+        return
+    mesh["primitives"][0]["targets"] = [{"POSITION": b.sparse_accessor(d)} for d in deltas]
+    mesh["weights"] = [0.0] * len(names)
+    mesh.setdefault("extras", {})["targetNames"] = list(names)
+
+
+def _splat_mesh(b: _GlbBuilder, rig, gaussians: RiggedGaussians) -> dict:
+    lbs = to_lbs(gaussians, rig)
+    n = len(gaussians)
+    rgb = (gaussians.sh_coeffs[:, 0] * SH_C0 + 0.5).clamp(0, 1)
+    opacities = gltf_opacities(lbs.opacity_logits)
+    colour = np.concatenate([srgb_to_linear(_np(rgb, np.float64)), _np(opacities, np.float64)[:, None]], 1)
+    joints, weights = top4_weights(_np(lbs.joint_indices, np.int64), _np(lbs.joint_weights, np.float64), rig.num_joints)
+    attributes = {
+        "POSITION": b.accessor(_np(lbs.means_canonical), target=_ARRAY_BUFFER, bounds=True),
+        "COLOR_0": b.accessor(colour.astype(np.float32), target=_ARRAY_BUFFER),
+        SPLAT_PREFIX + "ROTATION": b.accessor(_np(gltf_rotations(lbs.quats_canonical_wxyz)), target=_ARRAY_BUFFER),
+        SPLAT_PREFIX + "SCALE": b.accessor(_np(gltf_scales(lbs.log_scales)), target=_ARRAY_BUFFER),
+        SPLAT_PREFIX + "OPACITY": b.accessor(_np(opacities), target=_ARRAY_BUFFER),
+    }
+    sh = _np(lbs.sh_coeffs)  # N K 3, gsplat's order: per degree l, m from -l to l
+    for k in range(sh.shape[1]):
+        degree = int(math.isqrt(k))
+        attributes[f"{SPLAT_PREFIX}SH_DEGREE_{degree}_COEF_{k - degree * degree}"] = b.accessor(
+            sh[:, k], target=_ARRAY_BUFFER
+        )
+    attributes["JOINTS_0"] = b.accessor(joints, target=_ARRAY_BUFFER)
+    attributes["WEIGHTS_0"] = b.accessor(weights, target=_ARRAY_BUFFER)
+    # Our binding, for an exact round trip (float face ids: glTF forbids UNSIGNED_INT attributes; exact to 2^24).
+    attributes["_FACE_ID"] = b.accessor(_np(gaussians.face_ids, np.int64).astype(np.float32), target=_ARRAY_BUFFER)
+    attributes["_BARYCENTRIC"] = b.accessor(_np(gaussians.barycentric), target=_ARRAY_BUFFER)
+    attributes["_NORMAL_OFFSET"] = b.accessor(_np(gaussians.normal_offsets), target=_ARRAY_BUFFER)
+    primitive = {
+        "attributes": attributes,
+        "mode": _POINTS,
+        "extensions": {
+            SPLAT_EXTENSION: {
+                "kernel": "ellipse",
+                "colorSpace": "srgb_rec709_display",
+                "projection": "perspective",
+                "sortingMethod": "cameraDistance",
+            }
+        },
+    }
+    mesh = {"name": "gaussians", "primitives": [primitive], "extras": {"count": n}}
+    _add_targets(b, mesh, _np(lbs.expression_deltas), rig.expression_names)
+    return mesh
+
+
+def _animation(b: _GlbBuilder, rig, motion: Motion, mesh_nodes: tuple[int, ...]) -> dict:
+    inputs = motion_to_rig(motion.to(dtype=torch.float64), rig)
+    frames = len(motion)
+    times = b.accessor(np.arange(frames, dtype=np.float32) / np.float32(motion.fps), bounds=True)
+    quats = _np(quat_wxyz_to_xyzw(matrix_to_quat(inputs.joint_rotations)), np.float64)  # B J 4
+    # Consecutive keys on the same hemisphere, so every interpolator takes the short way.
+    for t in range(1, frames):
+        flip = (quats[t] * quats[t - 1]).sum(-1) < 0
+        quats[t, flip] *= -1
+    samplers, channels = [], []
+
+    def channel(node: int, path: str, values: np.ndarray) -> None:
+        samplers.append({"input": times, "output": b.accessor(values.astype(np.float32)), "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": node, "path": path}})
+
+    for joint in range(rig.num_joints):
+        channel(joint, "rotation", quats[:, joint])
+    root = _np(rig.joints_rest[0] + inputs.root_translation, np.float64)  # B 3: rest position + translation
+    channel(0, "translation", root)
+    if len(rig.expression_names):
+        weights = _np(inputs.expression, np.float64).reshape(-1)  # frame-major, E per key
+        for node in mesh_nodes:
+            channel(node, "weights", weights)
+    return {"name": "motion", "samplers": samplers, "channels": channels, "extras": {"fps": float(motion.fps)}}

@@ -1,0 +1,152 @@
+"""The bake job end to end on a tiny synthetic subject (synthetic rig, 48^2 frames, a few fit steps): stages,
+outputs, resume, --force, refusal of a changed config, the kill-and-resume of the fit, the clip script and the
+nerfstudio export."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from anchorsplat.bake.fit import FitSettings, View, fit_avatar, posed_vertices
+from anchorsplat.bake.job import STAGES, JobSettings
+from anchorsplat.bake.pipeline import load_script, run_bake
+from anchorsplat.bake.presets import BakePreset
+from anchorsplat.bake.script import clip_script
+from anchorsplat.bake.subject import SubjectFit, Targets, save_subject
+from anchorsplat.diffusion.generator import Subject
+from anchorsplat.gaussians.conventions import framing_cameras
+from anchorsplat.gaussians.io import load_avatar, save_rig
+from anchorsplat.gaussians.motion import Motion
+from anchorsplat.gaussians.render import render
+from anchorsplat.gaussians.rigged import bind_to_surface, pose, rgb_to_sh_dc
+from anchorsplat.gaussians.synthetic import synthetic_rig
+from anchorsplat.gaussians.video import to_uint8, write_image
+
+TINY = BakePreset("tiny", resolution=32, frames_per_clip=3, proxy_gaussians=800, gaussians=200, iterations=10,
+                  holdout_every=3, densify_every=4, turntable_frames=3, checkpoint_every=4)  # fmt: skip
+
+
+def _photo_of(rig, size=64):
+    """A front photo of the synthetic body painted with a left/right colour gradient, and its mask."""
+    g = bind_to_surface(rig, 3000, generator=torch.Generator().manual_seed(0))
+    colour = torch.stack([0.5 + 2 * g.barycentric[:, 0] * 0 + 0.4 * torch.sign(torch.arange(len(g)) % 2 - 0.5),
+                          torch.full((len(g),), 0.3), torch.full((len(g),), 0.6)], dim=-1).clamp(0, 1)  # fmt: skip
+    g = type(g)(g.face_ids, g.barycentric, g.normal_offsets, g.quats_canonical_wxyz, g.log_scales, g.opacity_logits,
+                rgb_to_sh_dc(colour)[:, None])  # fmt: skip
+    motion = Motion.zeros(1)
+    posed = pose(g, rig, motion)
+    camera = framing_cameras(posed.means[0], torch.tensor([0.0]), width=size, height=size)
+    out = render(posed, camera, backend="torch", background=torch.ones(3))
+    return (
+        to_uint8(out.rgb[0, 0]),
+        (out.alpha[0, 0].reshape(size, size) > 0.5).numpy().astype(np.uint8) * 255,
+        camera,
+        motion,
+    )
+
+
+@pytest.fixture(scope="module")
+def subject_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("subject")
+    rig = synthetic_rig()
+    rig_path = root / "synthetic.rig.safetensors"
+    save_rig(rig_path, rig)
+    photo, mask, camera, motion = _photo_of(rig, size=128)
+    write_image(root / "photo.png", photo)
+    targets = Targets((), torch.zeros(0, 2), torch.zeros(0), (), ())
+    fit = SubjectFit(128, 128, "full_body", camera, (), torch.zeros(0), motion, mask, targets, "synthetic", 0.0)
+    subject_path = save_subject(root / "subject.json", fit)
+    return root, rig_path, subject_path
+
+
+def _settings(root, subject_path, **kw):
+    return JobSettings(photo=str(root / "photo.png"), subject_params=str(subject_path), backend="torch", **kw)
+
+
+def test_bake_end_to_end_resume_and_force(subject_files, tmp_path):
+    root, rig_path, subject_path = subject_files
+    job = tmp_path / "job"
+    lines = []
+    avatar_path = run_bake(_settings(root, subject_path), job, rig_path=rig_path, preset=TINY, echo=lines.append)
+    assert [line for line in lines if line.startswith("[")] == [f"[{i + 1}/6] {s}" for i, s in enumerate(STAGES)]
+    avatar = load_avatar(avatar_path)
+    assert avatar.rig.kind == "synthetic" and 100 <= len(avatar.gaussians) <= 400
+    report = (job / "report.html").read_text()
+    assert "<svg" in report and "held-out PSNR" in report.replace("Held-out", "held-out")
+    assert (job / "turntable.mp4").stat().st_size > 1000
+    metrics = json.loads((job / "fit" / "metrics.json").read_text())
+    assert len(metrics["losses"]) == TINY.iterations and math.isfinite(metrics["heldout_psnr"])
+    assert metrics["heldout_psnr"] > 12.0  # far above a blank image against the body
+    scores = json.loads((job / "score" / "scores.json").read_text())
+    assert scores["summary"]["frames"] == sum(len(s.motion) for s in load_script(job / "script" / "script.safetensors"))
+    transforms = json.loads((job / "dataset" / "transforms.json").read_text())
+    assert len(transforms["frames"]) == scores["summary"]["frames"]
+    assert (job / "dataset" / transforms["frames"][0]["file_path"]).is_file()
+    assert not list(job.rglob("*.tmp*")) and not list(job.rglob(".*.tmp"))
+
+    # A finished job rerun does nothing.
+    before = {p: p.stat().st_mtime_ns for p in job.rglob("*") if p.is_file() and p.name != "log.txt"}
+    lines.clear()
+    run_bake(_settings(root, subject_path), job, rig_path=rig_path, preset=TINY, echo=lines.append)
+    assert any("nothing to do" in line for line in lines)
+    assert before == {p: p.stat().st_mtime_ns for p in job.rglob("*") if p.is_file() and p.name != "log.txt"}
+
+    # --force fit reruns the fit and the report only.
+    lines.clear()
+    run_bake(_settings(root, subject_path), job, rig_path=rig_path, preset=TINY, echo=lines.append, force="fit")
+    assert [line for line in lines if line.startswith("[")] == ["[5/6] fit", "[6/6] report"]
+    assert (job / "clips" / "turn.safetensors").stat().st_mtime_ns == before[job / "clips" / "turn.safetensors"]
+
+    # Other settings in the same folder are refused, naming what differs.
+    with pytest.raises(ValueError, match="seed"):
+        run_bake(_settings(root, subject_path, seed=1), job, rig_path=rig_path, preset=TINY, echo=lines.append)
+
+
+def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
+    rig = synthetic_rig()
+    photo, mask, camera, motion = _photo_of(rig, size=24)
+    view = View(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255,
+                posed_vertices(rig, motion)[0], camera, 1.0, True)  # fmt: skip
+    init = bind_to_surface(rig, 150, generator=torch.Generator().manual_seed(1))
+    settings = FitSettings(iterations=12, densify_every=6, checkpoint_every=4, backend="torch")
+    whole = fit_avatar(rig, [view], init, settings)
+
+    def crash(step, loss):
+        if step == 9:
+            raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit_avatar(rig, [view], init, settings, checkpoint=checkpoint, on_step=crash)
+    assert torch.load(checkpoint, weights_only=False)["iteration"] == 8
+    resumed = fit_avatar(rig, [view], init, settings, checkpoint=checkpoint)
+    assert resumed.losses == pytest.approx(whole.losses, rel=1e-4)
+    torch.testing.assert_close(resumed.gaussians.sh_coeffs, whole.gaussians.sh_coeffs, atol=1e-5, rtol=1e-4)
+    assert whole.losses[-1] < whole.losses[0]
+
+
+def test_clip_script_covers_turn_talk_expressions_with_known_cameras():
+    rig = synthetic_rig()
+    photo, mask, camera, motion = _photo_of(rig, size=32)
+    subject = Subject(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255, rig, motion, camera)
+    specs = clip_script(subject, frames=12, resolution=32, portrait=False)
+    names = [s.name for s in specs]
+    assert {"turn", "talk", "expressions"} <= set(names)
+    for spec in specs:
+        assert len(spec.motion) == 12 and len(spec.cameras) == 12 and spec.cameras.width == 32
+    turn = specs[names.index("turn")]
+    # The turn goes round: camera centres (or the body's facing) cover front, sides and back.
+    centres = turn.cameras.T_world_cam[:, :3, 3]
+    yaw = torch.atan2(centres[:, 0], centres[:, 2]) - torch.atan2(
+        torch.stack([torch.zeros(())] * 12), torch.ones(12)
+    )  # fmt: skip
+    body_yaw = turn.motion.global_orient[:, 1]
+    spread = float((yaw - body_yaw).max() - (yaw - body_yaw).min())
+    assert spread > math.radians(270)
+    talk = specs[names.index("talk")]
+    assert float(talk.motion.jaw_pose[:, 0].max()) > 0.1 or (
+        "jawOpen" in talk.motion.expression_names
+        and float(talk.motion.expression[:, talk.motion.expression_names.index("jawOpen")].max()) > 0.3
+    )

@@ -1,0 +1,128 @@
+"""Fixtures for the export tests: a tiny synthetic avatar, a seeded motion, the exported files (made once per
+session), and the external checkers: node with the npm packages of ``tests/export/js`` (gltf-validator, three,
+playwright-core; ``npm ci --prefix tests/export/js``) and the system Chromium (Debian package ``chromium``).
+
+CI installs all of them, so a missing package or browser fails the test with the command that installs it.
+Only a machine without node at all skips these checks (saying so); ``ANCHORSPLAT_REQUIRE_EXPORT_TOOLS=1`` turns
+that skip into a failure too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from jstools import JS_DIR
+
+from anchorsplat.gaussians.io import Avatar
+from anchorsplat.gaussians.motion import Motion
+from anchorsplat.gaussians.rigged import bind_to_surface
+from anchorsplat.gaussians.synthetic import synthetic_rig
+
+REQUIRE_TOOLS = os.environ.get("ANCHORSPLAT_REQUIRE_EXPORT_TOOLS") == "1"
+NPM_HINT = f"run `npm ci --prefix {JS_DIR}`"
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        message = "node is not installed (Debian packages nodejs and npm), so the JavaScript checks cannot run"
+        if REQUIRE_TOOLS:
+            pytest.fail(message)
+        pytest.skip(message)
+    for package in ("gltf-validator", "three", "playwright-core"):
+        if not (JS_DIR / "node_modules" / package / "package.json").is_file():
+            pytest.fail(f"the npm package {package} is not installed in {JS_DIR}: {NPM_HINT}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium(node) -> str:
+    path = os.environ.get("ANCHORSPLAT_CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).is_file():
+        pytest.fail(f"headless Chromium is not at {path}: `apt-get install -y chromium` or set ANCHORSPLAT_CHROMIUM")
+    return path
+
+
+@pytest.fixture(scope="session")
+def avatar() -> Avatar:
+    """The synthetic rig (11 joints, 2 blendshapes) with 96 varied Gaussians (SH degree 1), lifted off the surface."""
+    rig = synthetic_rig()
+    gaussians = bind_to_surface(rig, 96, sh_degree=1, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(2)
+    n = len(gaussians)
+    gaussians = type(gaussians)(
+        gaussians.face_ids, gaussians.barycentric, 0.01 * torch.randn(n, generator=g),
+        torch.nn.functional.normalize(torch.randn(n, 4, generator=g), dim=-1),
+        gaussians.log_scales + 0.3 * torch.randn(n, 3, generator=g), 3 * torch.randn(n, generator=g),
+        gaussians.sh_coeffs + 0.2 * torch.randn(gaussians.sh_coeffs.shape, generator=g),
+    )  # fmt: skip
+    return Avatar(rig, gaussians, {"name": "synthetic test avatar"})
+
+
+@pytest.fixture(scope="session")
+def motion() -> Motion:
+    """Five frames at 10 fps: random joint rotations (0.4 rad std; frame 0 is the rest pose), a root translation,
+    both blendshapes and one channel the rig does not have."""
+    g = torch.Generator().manual_seed(3)
+    full = 0.4 * torch.randn(5, 55, 3, generator=g)
+    full[0] = 0.0
+    transl = 0.1 * torch.randn(5, 3, generator=g)
+    transl[0] = 0.0
+    expression = torch.rand(5, 3, generator=g)
+    expression[0] = 0.0
+    return Motion.from_full_pose(full, transl, expression, ("jawOpen", "eyeBlinkLeft", "notInTheRig"), 10.0)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, avatar, motion) -> dict[str, Path]:
+    """The avatar exported once in every format: an animated glb, a rest-pose glb, ply, spz and a web folder."""
+    from anchorsplat.gaussians.export_gltf import export_glb
+    from anchorsplat.gaussians.export_web import export_web
+    from anchorsplat.gaussians.ply import save_ply
+    from anchorsplat.gaussians.rigged import canonical_posed
+    from anchorsplat.gaussians.spz import save_spz
+
+    root = tmp_path_factory.mktemp("exported")
+    rest = canonical_posed(avatar.gaussians, avatar.rig)
+    return {
+        "glb": export_glb(avatar, root / "animated.glb", motion=motion),
+        "glb_rest": export_glb(avatar, root / "rest.glb"),
+        "ply": save_ply(root / "rest.ply", rest),
+        "spz": save_spz(root / "rest.spz", rest),
+        "web": export_web(avatar, root / "web", motion=motion),
+    }
+
+
+BODY_AVATAR = Path(__file__).resolve().parents[2] / "assets" / "body.anchorsplat"
+
+
+@pytest.fixture(scope="session")
+def body_avatar() -> Avatar:
+    """The shipped demo avatar on the default Anny rig (104 joints, 52 ARKit blendshapes)."""
+    from anchorsplat.gaussians.io import load_avatar
+
+    if not BODY_AVATAR.is_file():
+        pytest.fail(f"{BODY_AVATAR} is missing: it ships with the repository (scripts/make_body_avatar.py makes it)")
+    return load_avatar(BODY_AVATAR)
+
+
+@pytest.fixture(scope="session")
+def body_motion(body_avatar) -> Motion:
+    """Three frames at 30 fps: rest, then random body rotations (0.3 rad std) with jaw and blink."""
+    g = torch.Generator().manual_seed(4)
+    full = 0.3 * torch.randn(3, 55, 3, generator=g)
+    full[0] = 0.0
+    expression = torch.tensor([[0.0, 0.0], [0.8, 0.3], [0.4, 1.0]])
+    return Motion.from_full_pose(full, torch.zeros(3, 3), expression, ("jawOpen", "eyeBlinkLeft"), 30.0)
+
+
+@pytest.fixture(scope="session")
+def body_glb(tmp_path_factory, body_avatar, body_motion) -> Path:
+    from anchorsplat.gaussians.export_gltf import export_glb
+
+    return export_glb(body_avatar, tmp_path_factory.mktemp("body") / "body.glb", motion=body_motion)

@@ -1,0 +1,216 @@
+// Loads anchorsplat exports in headless Chromium and prints what the browser saw as one JSON line.
+//
+// Usage: node browser_checks.mjs JOB.json
+// JOB.json: {"glb": [{"path": PATH, "times": [s...], "details": bool}...], "spz": PATH, "ply": PATH, "web": DIR,
+// "webTimes": [s...]}, every key optional; "details": false reports counts only (for big files). Chromium is the
+// system one (ANCHORSPLAT_CHROMIUM, default /usr/bin/chromium) driven by playwright-core.
+//
+// - glb: three.js's GLTFLoader parses the file twice: plainly (skinned body, morph targets, points, animation; the
+//   animation is played with AnimationMixer and at each time the body's vertices are read back with morphs and
+//   skinning applied, and the splat centres are skinned with three's bone matrices and the file's JOINTS_0 /
+//   WEIGHTS_0), and with three's KHR_gaussian_splatting plugin (splat count, centres, covariances, colours).
+// - spz / ply: three.js's SPZLoader / GaussianSplatPLYLoader (centres, covariances, colours).
+// - web: the exported page opened from file://, frozen at a time; counts the canvas pixels that differ from the
+//   background and reads the player's own skinned centres (window.AnchorsplatPose) at webTimes.
+// Files are served to the page from a private origin by request interception: nothing goes to the network.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const threeRoot = join(here, "node_modules", "three");
+const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const ORIGIN = "http://anchorsplat.test";
+const MIME = { ".js": "text/javascript", ".html": "text/html", ".json": "application/json" };
+const PAGE = `<!doctype html><html><head><meta charset="utf-8"><script type="importmap">${JSON.stringify({
+  imports: {
+    three: "/three/build/three.module.js",
+    "three/webgpu": "/three/build/three.webgpu.js",
+    "three/tsl": "/three/build/three.tsl.js",
+    "three/addons/": "/three/examples/jsm/",
+  },
+})}</script></head><body></body></html>`;
+
+const executablePath = process.env.ANCHORSPLAT_CHROMIUM || "/usr/bin/chromium";
+if (!existsSync(executablePath)) {
+  console.error(`Chromium not found at ${executablePath}: install the Debian package chromium or set ANCHORSPLAT_CHROMIUM`);
+  process.exit(3);
+}
+const profile = mkdtempSync(join(tmpdir(), "anchorsplat-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  viewport: { width: 320, height: 320 },
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--enable-unsafe-swiftshader",
+  ],
+});
+const out = {};
+const pageErrors = [];
+try {
+  const files = {};
+  for (const key of ["spz", "ply"]) if (job[key]) files[`/files/${key}${extname(job[key])}`] = resolve(job[key]);
+  (job.glb || []).forEach((g, i) => { files[`/files/glb${i}.glb`] = resolve(g.path); });
+  await context.route("**/*", async (route) => {
+    const url = new URL(route.request().url());
+    if (url.protocol === "file:") return route.continue();
+    if (url.origin !== ORIGIN) return route.abort();  // nothing leaves the machine
+    let body = null, type = "application/octet-stream";
+    if (url.pathname === "/" || url.pathname === "/index.html") {
+      body = PAGE;
+      type = "text/html";
+    } else if (url.pathname.startsWith("/three/")) {
+      const path = resolve(threeRoot, "." + url.pathname.slice("/three".length));
+      if (path.startsWith(threeRoot) && existsSync(path)) {
+        body = readFileSync(path);
+        type = MIME[extname(path)] || type;
+      }
+    } else if (files[url.pathname]) {
+      body = readFileSync(files[url.pathname]);
+    }
+    if (body === null) return route.fulfill({ status: 404, body: "not found" });
+    return route.fulfill({ status: 200, body, contentType: type });
+  });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  if (job.glb || job.spz || job.ply) {
+    await page.goto(`${ORIGIN}/index.html`);
+    out.glb = [];
+    for (const [i, g] of (job.glb || []).entries()) {
+      out.glb.push(await page.evaluate(checkGlb, { url: `/files/glb${i}.glb`, times: g.times || [], details: g.details !== false }));
+    }
+    if (job.spz) out.spz = await page.evaluate(checkSplatFile, { url: `/files/spz${extname(job.spz)}`, loader: "SPZLoader" });
+    if (job.ply) out.ply = await page.evaluate(checkSplatFile, { url: `/files/ply${extname(job.ply)}`, loader: "GaussianSplatPLYLoader" });
+  }
+  if (job.web) out.web = await checkWeb(page, job.web, job.webTimes || []);
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+out.pageErrors = pageErrors;
+console.log(JSON.stringify(out));
+
+// ---- in-page functions (serialised by playwright: no closures over this module) ----
+
+async function checkGlb({ url, times, details }) {
+  const THREE = await import("three");
+  const { GLTFLoader } = await import("three/addons/loaders/GLTFLoader.js");
+  const { GLTFGaussianSplatLoaderExtension } = await import("three/addons/loaders/GLTFGaussianSplatLoaderExtension.js");
+  const buffer = await (await fetch(url)).arrayBuffer();
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (...args) => warnings.push(args.join(" "));
+  const gltf = await new GLTFLoader().parseAsync(buffer.slice(0), "");
+  const splatLoader = new GLTFLoader();
+  splatLoader.register((parser) => new GLTFGaussianSplatLoaderExtension(parser));
+  const splatGltf = await splatLoader.parseAsync(buffer.slice(0), "");
+  console.warn = warn;
+
+  const result = { bones: 0, skinnedMeshes: [], points: [], animations: [], warnings, posed: [] };
+  let body = null, splats = null;
+  gltf.scene.traverse((o) => {
+    if (o.isBone) result.bones += 1;
+    const morphs = o.morphTargetDictionary ? Object.keys(o.morphTargetDictionary) : [];
+    if (o.isSkinnedMesh) {
+      body = o;
+      result.skinnedMeshes.push({
+        name: o.name, vertices: o.geometry.attributes.position.count, bones: o.skeleton.bones.length,
+        boneNames: o.skeleton.bones.map((b) => b.name), morphTargets: morphs,
+      });
+    } else if (o.isPoints) {
+      splats = o;
+      result.points.push({
+        name: o.name, count: o.geometry.attributes.position.count, morphTargets: morphs,
+        attributes: Object.keys(o.geometry.attributes),
+      });
+    }
+  });
+  for (const clip of gltf.animations) result.animations.push({ name: clip.name, duration: clip.duration, tracks: clip.tracks.length });
+
+  let splat = null;
+  splatGltf.scene.traverse((o) => { if (o.isGaussianSplat) splat = o; });
+  if (splat) {
+    const a = splat.splatGeometry.attributes;
+    result.splat = { type: splat.type, count: a.position.count };
+    if (details) {
+      Object.assign(result.splat, {
+        centers: Array.from(a.position.array), covariances: Array.from(a.covariance.array), colors: Array.from(a.color.array),
+      });
+    }
+  }
+
+  // Engine-side posing: three's animation system drives the nodes; the body is skinned by three itself, the
+  // splat centres with three's bone matrices and the file's per-splat joints and weights.
+  const mixer = gltf.animations.length ? new THREE.AnimationMixer(gltf.scene) : null;
+  if (mixer) mixer.clipAction(gltf.animations[0]).play();
+  for (const t of times) {
+    if (mixer) mixer.setTime(t);
+    gltf.scene.updateMatrixWorld(true);
+    const entry = { time: t, body: [], splats: [] };
+    const v = new THREE.Vector3();
+    for (let i = 0; i < body.geometry.attributes.position.count; i++) {
+      body.getVertexPosition(i, v);
+      entry.body.push(v.x, v.y, v.z);
+    }
+    const g = splats.geometry, pos = g.attributes.position, idx = g.attributes.skinIndex, wt = g.attributes.skinWeight;
+    const targets = g.morphAttributes.position || [], influences = splats.morphTargetInfluences || [];
+    const bones = body.skeleton.bones, inverses = body.skeleton.boneInverses;
+    const jointMatrices = bones.map((b, j) => new THREE.Matrix4().multiplyMatrices(b.matrixWorld, inverses[j]));
+    const p = new THREE.Vector3(), q = new THREE.Vector3(), acc = new THREE.Vector3();
+    for (let i = 0; i < pos.count; i++) {
+      p.fromBufferAttribute(pos, i);
+      for (let e = 0; e < targets.length; e++) {
+        if (influences[e]) p.addScaledVector(q.fromBufferAttribute(targets[e], i), influences[e]);
+      }
+      acc.set(0, 0, 0);
+      for (let k = 0; k < 4; k++) {
+        const w = wt.getComponent(i, k);
+        if (w) acc.addScaledVector(q.copy(p).applyMatrix4(jointMatrices[idx.getComponent(i, k)]), w);
+      }
+      entry.splats.push(acc.x, acc.y, acc.z);
+    }
+    result.posed.push(entry);
+  }
+  return result;
+}
+
+async function checkSplatFile({ url, loader }) {
+  const module = await import(`three/addons/loaders/${loader}.js`);
+  const geometry = await new module[loader]().loadAsync(url);
+  const a = geometry.attributes;
+  return {
+    count: a.position.count, centers: Array.from(a.position.array), covariances: Array.from(a.covariance.array),
+    colors: Array.from(a.color.array),
+  };
+}
+
+async function checkWeb(page, dir, times) {
+  const index = join(resolve(dir), "index.html");
+  await page.goto(pathToFileURL(index).href + "#t=0.1&hud=0");
+  await page.waitForFunction(() => document.title !== "anchorsplat: loading", null, { timeout: 30000 });
+  const title = await page.title();
+  const pixels = await page.evaluate(() => {
+    const canvas = document.getElementById("view");
+    const copy = document.createElement("canvas");
+    copy.width = canvas.width;
+    copy.height = canvas.height;
+    const ctx = copy.getContext("2d");
+    ctx.drawImage(canvas, 0, 0);
+    const data = ctx.getImageData(0, 0, copy.width, copy.height).data;
+    const bg = (window.ANCHORSPLAT_AVATAR.background || [0.12, 0.12, 0.14]).map((c) => Math.round(c * 255));
+    let differ = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.abs(data[i] - bg[0]) + Math.abs(data[i + 1] - bg[1]) + Math.abs(data[i + 2] - bg[2]) > 12) differ++;
+    }
+    return { width: copy.width, height: copy.height, nonBackground: differ, corner: Array.from(data.slice(0, 4)) };
+  });
+  const posed = await page.evaluate((ts) => {
+    const P = window.AnchorsplatPose;
+    const av = P.loadAvatar(window.ANCHORSPLAT_AVATAR);
+    return ts.map((t) => ({ time: t, centers: Array.from(P.poseAt(av, t).posed) }));
+  }, times);
+  return { title, status: await page.textContent("#status"), ...pixels, posed };
+}

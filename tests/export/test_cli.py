@@ -1,0 +1,92 @@
+"""``anchorsplat export`` end to end: every format, --motion, --audio (audio-to-motion in the CLI), and one-line
+errors with exit status 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from anchorsplat import cli
+from anchorsplat.gaussians.import_gltf import import_glb, read_glb
+from anchorsplat.gaussians.io import save_avatar
+from anchorsplat.gaussians.motion import save_motion
+from anchorsplat.gaussians.ply import load_ply
+from anchorsplat.gaussians.rigged import pose
+from anchorsplat.gaussians.spz import load_spz
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, avatar, motion):
+    import wave
+
+    root = tmp_path_factory.mktemp("cli")
+    save_avatar(root / "ada.anchorsplat", avatar)
+    save_motion(root / "wave.npz", motion)
+    t = np.arange(16000) / 16000.0  # one second of voiced bursts at 3 Hz: the mouth opens and closes
+    gate = np.sin(2 * np.pi * 3 * t) > 0
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    samples = (0.3 * np.sin(2 * np.pi * 140 * t) + 0.05 * noise) * gate
+    with wave.open(str(root / "speech.wav"), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16000)
+        f.writeframes((samples * 32767).astype("<i2").tobytes())
+    return root
+
+
+def test_glb_with_motion_and_default_output_name(files, avatar, motion):
+    cli.main([
+        "export", str(files / "ada.anchorsplat"), "--format", "glb", "--motion", str(files / "wave.npz"),
+    ])  # fmt: skip
+    glb = read_glb(files / "ada.glb")
+    times = glb.accessor(glb.json["animations"][0]["samplers"][0]["input"])
+    assert len(times) == len(motion)
+    assert len(import_glb(files / "ada.glb").gaussians) == len(avatar.gaussians)
+
+
+def test_ply_and_spz_of_a_motion_frame(files, avatar, motion):
+    cli.main(["export", str(files / "ada.anchorsplat"), "--format", "ply", "--motion", str(files / "wave.npz"),
+              "--frame", "3", "--out", str(files / "f3.ply")])  # fmt: skip
+    cli.main(["export", str(files / "ada.anchorsplat"), "--format", "spz", "--out", str(files / "rest.spz")])
+    expected = pose(avatar.gaussians, avatar.rig, motion.frame(slice(3, 4)))
+    torch.testing.assert_close(load_ply(files / "f3.ply").means, expected.means[0], atol=1e-6, rtol=0)
+    rest = pose(avatar.gaussians, avatar.rig, motion.frame(slice(0, 1)))  # frame 0 is the rest pose
+    torch.testing.assert_close(load_spz(files / "rest.spz").means, rest.means[0], atol=2e-4, rtol=0)
+
+
+def test_audio_drives_the_glb_and_web_exports(files, avatar):
+    cli.main(["export", str(files / "ada.anchorsplat"), "--format", "glb", "--audio", str(files / "speech.wav"),
+              "--audio-model", "baseline", "--out", str(files / "talk.glb")])  # fmt: skip
+    glb = read_glb(files / "talk.glb")
+    animation = glb.json["animations"][0]
+    assert len(glb.accessor(animation["samplers"][0]["input"])) == 30  # 1 s at 30 fps
+    weights = next(c for c in animation["channels"] if c["target"]["path"] == "weights")
+    jaw = glb.accessor(animation["samplers"][weights["sampler"]]["output"]).reshape(30, -1)[:, 0]  # jawOpen
+    assert jaw.max() > 0.1 and jaw[0] == 0.0  # speech opens the mouth; frame 0 (nothing heard yet) is neutral
+    cli.main(["export", str(files / "ada.anchorsplat"), "--format", "web", "--audio", str(files / "speech.wav"),
+              "--audio-model", "baseline", "--out", str(files / "talk_web")])  # fmt: skip
+    assert (files / "talk_web" / "audio.wav").read_bytes() == (files / "speech.wav").read_bytes()
+    assert 'src="audio.wav"' in (files / "talk_web" / "index.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "glb", "--out", "x.ply"], "must end in .glb"),
+        (["--format", "ply", "--max-gaussians", "5"], "--max-gaussians applies to --format glb only"),
+        (["--motion", "wave.npz", "--audio", "speech.wav"], "not both"),
+        (["--format", "ply", "--motion", "wave.npz", "--frame", "9"], "out of range"),
+        (["--format", "spz", "--frame", "2"], "--frame needs --motion"),
+        (["--format", "glb", "--motion", "wave.npz", "--frame", "2"], "--frame applies to ply and spz"),
+        (["--format", "web", "--audio", "wave.npz"], "convert it first"),
+        (["--audio", "missing.wav"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(files, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(files)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["export", "ada.anchorsplat", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("anchorsplat: error: ") and message in err and "\n" not in err
