@@ -367,6 +367,9 @@ def run_bake(
         raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
     if settings.subject_params is None and not Path(settings.photo).exists():
         raise ValueError(f"photo {settings.photo} does not exist")
+    from .detect import load_photo
+
+    load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
     job = Job(out, settings)
     job.open()
     if force is not None:

@@ -4,11 +4,13 @@ nerfstudio export."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
+from anchorsplat.bake.batch import run_batch
 from anchorsplat.bake.fit import FitSettings, View, fit_avatar, posed_vertices
 from anchorsplat.bake.job import STAGES, JobSettings
 from anchorsplat.bake.pipeline import load_script, run_bake
@@ -61,13 +63,18 @@ def subject_files(tmp_path_factory):
     return root, rig_path, subject_path
 
 
-def _settings(root, subject_path, **kw):
-    return JobSettings(photo=str(root / "photo.png"), subject_params=str(subject_path), backend="torch", **kw)
+def _settings(photos, subject_path, **kw):
+    return JobSettings(photo=str(photos / "photo.png"), subject_params=str(subject_path), backend="torch", **kw)
 
 
-def test_bake_end_to_end_resume_and_force(subject_files, tmp_path):
+def test_bake_end_to_end_resume_force_and_batch(subject_files, tmp_path):
     root, rig_path, subject_path = subject_files
-    job = tmp_path / "job"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(root / "photo.png", photos / "photo.png")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    root = photos
+    job = tmp_path / "batch" / "photo"
     lines = []
     avatar_path = run_bake(_settings(root, subject_path), job, rig_path=rig_path, preset=TINY, echo=lines.append)
     assert [line for line in lines if line.startswith("[")] == [f"[{i + 1}/6] {s}" for i, s in enumerate(STAGES)]
@@ -102,6 +109,15 @@ def test_bake_end_to_end_resume_and_force(subject_files, tmp_path):
     # Other settings in the same folder are refused, naming what differs.
     with pytest.raises(ValueError, match="seed"):
         run_bake(_settings(root, subject_path, seed=1), job, rig_path=rig_path, preset=TINY, echo=lines.append)
+
+    # A Ray batch over the folder: the finished subject stays done, the broken photo fails alone and is reported.
+    lines.clear()
+    template = JobSettings(photo="", subject_params=str(subject_path), backend="torch")
+    results = run_batch(photos, tmp_path / "batch", template, num_cpus=1, echo=lines.append)
+    assert {r.subject: r.ok for r in results} == {"broken": False, "photo": True}
+    summary = json.loads((tmp_path / "batch" / "summary.json").read_text())
+    assert summary["ok"] == ["photo"] and "not an image" in summary["failed"]["broken"]
+    assert any("failed broken" in line for line in lines)
 
 
 def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
