@@ -30,7 +30,12 @@ def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
         from anchorsplat.diffusion.proxy import ProxyConfig, ProxyGenerator
 
         return ProxyGenerator(
-            ProxyConfig(num_gaussians=preset.proxy_gaussians, backend=settings.backend, seed=settings.seed)
+            ProxyConfig(
+                num_gaussians=preset.proxy_gaussians,
+                backend=settings.backend,
+                seed=settings.seed,
+                head_density=preset.head_density,
+            )  # fmt: skip
         )
     if settings.generator == "anchored":
         try:
@@ -219,6 +224,9 @@ def build_views(ctx: BakeContext):
             True,
         )
     )
+    face = _photo_face_view(ctx, posed_vertices(rig, photo.motion)[0], size)
+    if face is not None:
+        train.append(face)
     for clip in ctx.clips:
         vertices = posed_vertices(rig, clip.motion)
         for t in range(len(clip)):
@@ -233,6 +241,42 @@ def build_views(ctx: BakeContext):
 def _scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
     scale = size / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _photo_face_view(ctx: BakeContext, vertices: torch.Tensor, size: int):
+    """The photo's head, cropped square at full photo resolution and resized to the preset's frame size, with
+    the matching crop camera: the fit sees the face sharper than in the whole downscaled photo (identity lives
+    there). None when the head is not in the photo or the photo is no sharper there than the whole view."""
+    from anchorsplat.diffusion.proxy import head_density
+    from anchorsplat.gaussians.conventions import project_points
+
+    from .fit import View
+
+    subject = ctx.subject
+    head_faces = head_density(subject.rig, 2.0) > 1.5
+    if not bool(head_faces.any()):
+        return None
+    head = torch.unique(subject.rig.faces[head_faces])
+    xy = project_points(vertices[head], subject.camera)[0]
+    h, w = subject.photo.shape[:2]
+    lo, hi = xy.min(0).values, xy.max(0).values
+    centre, side = (lo + hi) / 2, float((hi - lo).max()) * 1.4
+    if side * 1.5 >= max(w, h) or side < 16:
+        return None
+    x0, y0 = (centre - side / 2).round().long().tolist()
+    side_px = round(side)
+    x0, y0 = max(0, min(x0, w - side_px)), max(0, min(y0, h - side_px))
+    if x0 < 0 or y0 < 0 or side_px > min(w, h):
+        return None
+    crop = subject.photo[y0 : y0 + side_px, x0 : x0 + side_px]
+    mask = subject.mask[y0 : y0 + side_px, x0 : x0 + side_px]
+    image, m = _resized_photo(crop, mask, subject.camera, size)
+    K = subject.camera.Ks.clone()
+    K[:, 0, 2] -= x0
+    K[:, 1, 2] -= y0
+    K[:, :2] *= image.shape[1] / side_px
+    camera = Cameras(subject.camera.T_cam_world, K, image.shape[1], image.shape[0])
+    return View(image, m, vertices, camera, 1.0, True)
 
 
 def _resized_photo(photo: torch.Tensor, mask: torch.Tensor, camera: Cameras, size: int):
@@ -253,13 +297,16 @@ def _scaled_camera(camera: Cameras, width: int, height: int, size: int) -> Camer
 
 
 def stage_fit(ctx: BakeContext) -> dict:
-    from anchorsplat.diffusion.proxy import fill_hidden, photo_colours
+    from anchorsplat.diffusion.proxy import fill_hidden, head_density, photo_colours
     from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, canonical_means, rgb_to_sh_dc
 
     from .fit import FitSettings, fit_avatar, heldout_psnr
 
     subject, preset, settings = ctx.subject, ctx.preset, ctx.job.settings
-    g = bind_to_surface(subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed))
+    g = bind_to_surface(
+        subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed),
+        face_density=head_density(subject.rig, preset.head_density),
+    )  # fmt: skip
     visible, colours = photo_colours(g, subject, 0.03, settings.backend)
     colours = fill_hidden(canonical_means(g, subject.rig), visible, colours, float(subject.rig.joints_rest[0, 0]))
     init = RiggedGaussians(

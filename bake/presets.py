@@ -24,6 +24,8 @@ class BakePreset:
     densify_every: int = 100
     turntable_frames: int = 36
     checkpoint_every: int = 100
+    head_density: float = 4.0
+    """Gaussian density on the head relative to the body, for the proxy and the baked avatar."""
 
 
 PRESETS: dict[str, BakePreset] = {

@@ -32,6 +32,7 @@ from anchorsplat.gaussians.rigged import (
     bind_to_surface,
     canonical_means,
     pose,
+    region_density,
     rgb_to_sh_dc,
     triangle_frames,
 )
@@ -47,6 +48,8 @@ class ProxyConfig:
     """Meters a Gaussian may lie behind the rendered depth and still count as visible."""
     neighbours: int = 8
     """Visible neighbours averaged to colour a hidden Gaussian."""
+    head_density: float = 4.0
+    """Gaussian density on the head and neck relative to the body: the face carries the identity."""
     backend: str = "auto"
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
@@ -62,7 +65,8 @@ class ProxyGenerator:
         """Dense Gaussians on the subject's body, coloured from the photo (see the module docstring)."""
         cfg = self.config
         rig = subject.rig
-        g = bind_to_surface(rig, cfg.num_gaussians, generator=torch.Generator().manual_seed(cfg.seed))
+        g = bind_to_surface(rig, cfg.num_gaussians, generator=torch.Generator().manual_seed(cfg.seed),
+                            face_density=head_density(rig, cfg.head_density))  # fmt: skip
         visible, colours = photo_colours(g, subject, cfg.depth_tolerance, cfg.backend)
         colours = fill_hidden(canonical_means(g, rig), visible, colours, rig.joints_rest[0, 0].item(), cfg.neighbours)
         sh = rgb_to_sh_dc(colours)[:, None, :]
@@ -85,6 +89,11 @@ class ProxyGenerator:
                     masks.append(out.alpha[0, 0, ..., 0])
             clips.append(Clip(spec.name, torch.stack(frames), torch.stack(masks), spec.motion, spec.cameras))
         return clips
+
+
+def head_density(rig, density: float) -> Tensor:
+    """Per-triangle density: ``density`` on the head, eyes and jaw, half of it on the neck, 1 elsewhere."""
+    return region_density(rig, {"head": density, "eye": density, "jaw": density, "neck": max(1.0, density / 2)})
 
 
 def photo_colours(

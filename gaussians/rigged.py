@@ -177,21 +177,26 @@ def bind_to_surface(
     rgb: Float[Tensor, "3"] | None = None,
     thickness: float = 0.25,
     generator: torch.Generator | None = None,
+    face_density: Float[Tensor, " F"] | None = None,
 ) -> RiggedGaussians:
     """Area-weighted random Gaussians on the rest mesh: flat discs in the triangle plane sized to tile the
-    surface, the start of a bake and the way a body-only avatar is made."""
+    surface, the start of a bake and the way a body-only avatar is made. ``face_density`` multiplies the
+    density per triangle (e.g. more, smaller Gaussians on the face; see :func:`region_density`)."""
     v = rig.vertices_rest
     tri = v[rig.faces]
     areas = 0.5 * torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
-    face_ids = torch.multinomial(areas / areas.sum(), num_gaussians, replacement=True, generator=generator)
+    density = torch.ones_like(areas) if face_density is None else face_density.to(areas)
+    weighted = areas * density
+    face_ids = torch.multinomial(weighted / weighted.sum(), num_gaussians, replacement=True, generator=generator)
     u = torch.rand(num_gaussians, 2, dtype=v.dtype, generator=generator)
     flip = u.sum(-1) > 1
     u = torch.where(flip[:, None], 1 - u, u)
     bary = torch.stack([1 - u[:, 0] - u[:, 1], u[:, 0], u[:, 1]], dim=-1)
     frames = triangle_frames(v, rig.faces, face_ids, bary)
     quats = matrix_to_quat(frames.rotations)
-    radius = math.sqrt(float(areas.sum()) / num_gaussians / math.pi) * 1.5
-    log_scales = torch.log(torch.tensor([radius, radius, radius * thickness], dtype=v.dtype)).expand(num_gaussians, 3)
+    # Each Gaussian covers the area its triangle's density gives it: sum(area * density) / (N * density).
+    radius = torch.sqrt(weighted.sum() / num_gaussians / density[face_ids] / math.pi) * 1.5
+    log_scales = torch.log(radius[:, None] * torch.tensor([1.0, 1.0, thickness], dtype=v.dtype))
     colour = torch.tensor([0.72, 0.6, 0.52], dtype=v.dtype) if rgb is None else rgb.to(v.dtype)
     sh = torch.zeros(num_gaussians, num_sh_bases(sh_degree), 3, dtype=v.dtype)
     sh[:, 0] = rgb_to_sh_dc(colour)
@@ -199,6 +204,17 @@ def bind_to_surface(
         face_ids, bary, torch.zeros(num_gaussians, dtype=v.dtype), quats, log_scales.clone(),
         torch.full((num_gaussians,), 2.0, dtype=v.dtype), sh,
     )  # fmt: skip
+
+
+def region_density(rig: Rig, weights: dict[str, float]) -> Float[Tensor, " F"]:
+    """Per-triangle density multipliers from joint-name fragments: a triangle gets the weight of the first
+    fragment found in the name of the joint that dominates its vertices' skinning (1 where none matches)."""
+    dominant = rig.skin_indices.gather(1, rig.skin_weights.argmax(1, keepdim=True))[:, 0]
+    per_joint = torch.tensor(
+        [next((w for frag, w in weights.items() if frag in name), 1.0) for name in rig.joint_names],
+        dtype=rig.vertices_rest.dtype,
+    )
+    return per_joint[dominant][rig.faces].mean(-1)
 
 
 SH_C0 = 0.28209479177387814
