@@ -141,6 +141,8 @@ class PlayConfig:
     backend: Backend = "auto"
     """Rasterizer: gsplat on CUDA, the pure-torch renderer otherwise."""
     device: Device = "auto"
+    threads: int | None = None
+    """CPU threads for torch (default: torch's choice). On a CPU shared with other work, 1 is often far faster."""
 
 
 @dataclass(frozen=True)

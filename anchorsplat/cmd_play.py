@@ -56,6 +56,12 @@ def play_command(config: PlayConfig) -> Path:
         raise ValueError("nothing to play: pass --audio SPEECH (wav/flac/ogg/mp3) and/or --motion MOTION.npz")
     if config.references and config.audio is None:
         raise ValueError("--references personalise the audio-driven face: pass --audio too")
+    if config.threads is not None:
+        if config.threads < 1:
+            raise ValueError(f"--threads {config.threads} must be at least 1")
+        import torch
+
+        torch.set_num_threads(config.threads)
     model = str(config.model_dir) if config.model_dir is not None else config.model
     path = play(
         config.avatar, audio=config.audio, motion=config.motion, out=config.out, resolution=config.resolution,

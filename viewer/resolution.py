@@ -1,0 +1,49 @@
+"""Render resolution that adapts to hold a frame rate (server render mode).
+
+Rendering cost grows with the pixel count, so the image height moves by the square root of the ratio of the
+frame budget to the measured frame time (smoothed), clamped per step so the picture never jumps: down when
+frames are slow, up slowly when there is head-room, never above what the browser shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class AdaptiveResolution:
+    target_fps: float = 30.0
+    min_height: int = 96
+    max_height: int = 1080
+    height: int = 384
+    smoothing: float = 0.3
+    _frame_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.target_fps > 0:
+            raise ValueError(f"target fps must be positive, got {self.target_fps}")
+        if not 16 <= self.min_height <= self.max_height:
+            raise ValueError(f"need 16 <= min_height <= max_height, got {self.min_height}, {self.max_height}")
+        self.height = self._clamp(self.height)
+
+    def _clamp(self, height: float | int) -> int:
+        return int(min(max(round(height / 8) * 8, self.min_height), self.max_height))
+
+    def size(self, aspect: float, display_height: int | None = None) -> tuple[int, int]:
+        """(width, height) to render now for a view of ``aspect`` (width / height) shown ``display_height`` tall."""
+        height = self.height if not display_height else min(self.height, max(display_height, self.min_height))
+        height = self._clamp(height)
+        return max(16, int(round(height * aspect))), height
+
+    def update(self, frame_s: float) -> int:
+        """Report how long the last frame took (render + encode + send); returns the next height."""
+        self._frame_s = (
+            frame_s if self._frame_s is None else (1 - self.smoothing) * self._frame_s + self.smoothing * frame_s
+        )
+        budget = 1.0 / self.target_fps
+        ratio = budget / max(self._frame_s, 1e-6)
+        if ratio < 0.9 or ratio > 1.6:  # dead band: no oscillation around the target
+            factor = min(max(math.sqrt(ratio), 0.75), 1.1)
+            self.height = self._clamp(self.height * factor)
+        return self.height
