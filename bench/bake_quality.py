@@ -94,19 +94,34 @@ def compare(gt: Avatar, candidates: dict[str, Avatar], size: int) -> dict[str, d
     }  # fmt: skip
 
 
-def identity_of(job: Path, photo: Path) -> float | None:
+def identity_of(job: Path, photo: Path) -> dict[str, float | None]:
+    """dlib distances between the photo and the baked avatar: rendered from the photo's fitted camera and pose,
+    and from new head-framed cameras at yaws -30..30 degrees in the rest pose (views the fit never saw)."""
     from anchorsplat.bake.detect import load_photo
     from anchorsplat.bake.identity import face_embedding, identity_distance
     from anchorsplat.bake.subject import load_subject
+    from anchorsplat.diffusion.proxy import head_density
 
     fit = load_subject(job / "subject" / "subject.json")
     avatar = load_avatar(job / "avatar.anchorsplat")
+    reference = face_embedding(load_photo(photo))
+
+    def distance(image: np.ndarray) -> float | None:
+        e = face_embedding(image)
+        return None if e is None or reference is None else round(identity_distance(reference, e), 4)
+
+    out: dict[str, float | None] = {}
     with torch.no_grad():
-        out = render(pose(avatar.gaussians, avatar.rig, fit.motion), fit.camera, background=WHITE)
-    rendered = to_uint8(out.rgb[0, 0])
-    write_image(job / "bench_front.png", rendered)
-    a, b = face_embedding(load_photo(photo)), face_embedding(rendered)
-    return None if a is None or b is None else round(identity_distance(a, b), 4)
+        front = to_uint8(render(pose(avatar.gaussians, avatar.rig, fit.motion), fit.camera, background=WHITE).rgb[0, 0])
+        write_image(job / "bench_front.png", front)
+        out["photo_camera"] = distance(front)
+        head = torch.unique(avatar.rig.faces[head_density(avatar.rig, 2.0) > 1.5])
+        rest = pose(avatar.gaussians, avatar.rig, Motion.zeros(1))
+        for yaw in (-30, -15, 0, 15, 30):
+            camera = framing_cameras(avatar.rig.vertices_rest[head], torch.tensor([float(yaw)]), width=256,
+                                     height=256, margin=1.6)  # fmt: skip
+            out[f"yaw_{yaw}"] = distance(to_uint8(render(rest, camera, background=WHITE).rgb[0, 0]))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                  echo=lambda s: None)  # fmt: skip
         seconds = round(time.perf_counter() - start, 1)
         distance = identity_of(photo_job, args.photo)
-        report["photo"] = {"file": args.photo.name, "bake_seconds": seconds, "identity_distance": distance,
+        report["photo"] = {"file": args.photo.name, "bake_seconds": seconds, "identity_distances": distance,
                            "same_person_below": 0.6}  # fmt: skip
     print(json.dumps(report, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
 
