@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         "stage_seconds": stages, "heldout": metrics["baked"], "reference_flat_colour": metrics["flat_colour_reference"],
         "psnr_gain_over_reference_db": round(metrics["baked"]["psnr"] - metrics["flat_colour_reference"]["psnr"], 2),
         "gaussians": len(baked.gaussians), "views": list(VIEWS), "poses": list(POSES), "job": str(job),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }  # fmt: skip
     if args.photo is not None:
         photo_job = root / "photo_job"
@@ -160,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         distance = identity_of(photo_job, args.photo)
         report["photo"] = {"file": args.photo.name, "bake_seconds": seconds, "identity_distances": distance,
                            "same_person_below": 0.6}  # fmt: skip
+    report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(report, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
 
 
