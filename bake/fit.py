@@ -24,8 +24,7 @@ from tqdm import tqdm
 
 from anchorsplat.gaussians.conventions import Cameras
 from anchorsplat.gaussians.render import render
-from anchorsplat.gaussians.retarget import motion_to_rig
-from anchorsplat.gaussians.rig import Rig, pose_mesh
+from anchorsplat.gaussians.rig import Rig
 from anchorsplat.gaussians.rigged import RiggedGaussians, pose_from_vertices
 
 from .losses import psnr, ssim
@@ -41,11 +40,6 @@ class View:
     camera: Cameras
     weight: float = 1.0
     is_photo: bool = False
-
-
-def posed_vertices(rig: Rig, motion) -> Float[Tensor, "B V 3"]:
-    inputs = motion_to_rig(motion, rig)
-    return pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression).vertices
 
 
 @dataclass(frozen=True)

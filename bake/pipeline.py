@@ -208,27 +208,30 @@ def stage_score(ctx: BakeContext) -> dict:
 
 def build_views(ctx: BakeContext):
     """Training views (the photo + weighted generated frames) and held-out views (every k-th frame)."""
-    from .fit import View, posed_vertices
+    from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+    from .fit import View
 
     rig = ctx.subject.rig
     weights = {(s["clip"], s["index"]): s["weight"] for s in ctx.scores}
     train, heldout = [], []
     photo = ctx.subject
     size = ctx.preset.resolution
+    photo_vertices = pose_motion_mesh(rig, photo.motion).vertices[0]
     train.append(
         View(
-            *_resized_photo(photo.photo, photo.mask, photo.camera, size),
-            posed_vertices(rig, photo.motion)[0],
+            *_resized_photo(photo.photo, photo.mask, size),
+            photo_vertices,
             _scaled_camera(photo.camera, photo.photo.shape[1], photo.photo.shape[0], size),
             1.0,
             True,
         )
     )
-    face = _photo_face_view(ctx, posed_vertices(rig, photo.motion)[0], size)
+    face = _photo_face_view(ctx, photo_vertices, size)
     if face is not None:
         train.append(face)
     for clip in ctx.clips:
-        vertices = posed_vertices(rig, clip.motion)
+        vertices = pose_motion_mesh(rig, clip.motion).vertices
         for t in range(len(clip)):
             view = View(clip.frames[t], clip.masks[t], vertices[t], clip.cameras[t], weights.get((clip.name, t), 1.0))
             if t % ctx.preset.holdout_every == ctx.preset.holdout_every // 2:
@@ -270,7 +273,7 @@ def _photo_face_view(ctx: BakeContext, vertices: torch.Tensor, size: int):
         return None
     crop = subject.photo[y0 : y0 + side_px, x0 : x0 + side_px]
     mask = subject.mask[y0 : y0 + side_px, x0 : x0 + side_px]
-    image, m = _resized_photo(crop, mask, subject.camera, size)
+    image, m = _resized_photo(crop, mask, size)
     K = subject.camera.Ks.clone()
     K[:, 0, 2] -= x0
     K[:, 1, 2] -= y0
@@ -279,7 +282,7 @@ def _photo_face_view(ctx: BakeContext, vertices: torch.Tensor, size: int):
     return View(image, m, vertices, camera, 1.0, True)
 
 
-def _resized_photo(photo: torch.Tensor, mask: torch.Tensor, camera: Cameras, size: int):
+def _resized_photo(photo: torch.Tensor, mask: torch.Tensor, size: int):
     import torch.nn.functional as F
 
     w, h = _scaled_size(photo.shape[1], photo.shape[0], size)

@@ -18,8 +18,7 @@ import torch
 from anchorsplat.diffusion.generator import ClipSpec, Subject
 from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
-from anchorsplat.gaussians.retarget import motion_to_rig
-from anchorsplat.gaussians.rig import pose_mesh
+from anchorsplat.gaussians.rigged import pose_motion_mesh
 
 ARKIT_CHANNELS = (
     "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
@@ -69,8 +68,7 @@ def _blinks(frames: int, every: int = 9) -> list[dict[str, float]]:
 def framing_points(subject: Subject, portrait: bool) -> torch.Tensor:
     """The posed vertices the cameras must keep in frame (head and shoulders for a portrait)."""
     neutral = Motion.from_full_pose(_base_pose(subject, 1), fps=subject.motion.fps)
-    inputs = motion_to_rig(neutral, subject.rig)
-    vertices = pose_mesh(subject.rig, inputs.joint_rotations, inputs.root_translation).vertices[0]
+    vertices = pose_motion_mesh(subject.rig, neutral).vertices[0]
     if not portrait:
         return vertices
     top = vertices[:, 1].max()

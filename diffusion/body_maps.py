@@ -21,8 +21,8 @@ from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras
 from anchorsplat.gaussians.motion import Motion
-from anchorsplat.gaussians.retarget import motion_to_rig
-from anchorsplat.gaussians.rig import Rig, pose_mesh, vertex_normals
+from anchorsplat.gaussians.rig import Rig, vertex_normals
+from anchorsplat.gaussians.rigged import pose_motion_mesh
 
 POSE_CHANNELS = 8
 MAX_SUBDIVISION = 96
@@ -111,9 +111,8 @@ def render_body_maps(rig: Rig, motion: Motion, cameras: Cameras) -> BodyMaps:
     one camera for all frames)."""
     if len(cameras) not in (1, len(motion)):
         raise ValueError(f"{len(motion)} motion frames need 1 or {len(motion)} cameras, got {len(cameras)}")
-    inputs = motion_to_rig(motion, rig)
     with torch.no_grad():
-        verts = pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression).vertices.float()
+        verts = pose_motion_mesh(rig, motion).vertices.float()
         normals = vertex_normals(verts, rig.faces)
     part, face = vertex_part_and_face(rig)
     colours = part_colours(len(rig.joint_names))[part].to(verts.device)

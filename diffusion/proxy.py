@@ -25,13 +25,13 @@ from tqdm import tqdm
 
 from anchorsplat.gaussians.conventions import Cameras
 from anchorsplat.gaussians.render import render
-from anchorsplat.gaussians.retarget import motion_to_rig
-from anchorsplat.gaussians.rig import pose_mesh
 from anchorsplat.gaussians.rigged import (
     RiggedGaussians,
     bind_to_surface,
     canonical_means,
     pose,
+    pose_from_vertices,
+    pose_motion_mesh,
     region_density,
     rgb_to_sh_dc,
     triangle_frames,
@@ -101,8 +101,7 @@ def photo_colours(
 ) -> tuple[Tensor, Float[Tensor, "N 3"]]:
     """Which Gaussians the photo sees, and the photo's colour at each (zeros where unseen)."""
     rig, cam = subject.rig, subject.camera
-    inputs = motion_to_rig(subject.motion, rig)
-    mesh = pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression)
+    mesh = pose_motion_mesh(rig, subject.motion)
     frames = triangle_frames(mesh.vertices[0], rig.faces, g.face_ids, g.barycentric)
     means, normals = frames.points, frames.rotations[..., 2]
     T = cam.T_cam_world[0]
@@ -114,7 +113,8 @@ def photo_colours(
     opaque = RiggedGaussians(g.face_ids, g.barycentric, g.normal_offsets, g.quats_canonical_wxyz, g.log_scales,
                              torch.full_like(g.opacity_logits, 8.0), g.sh_coeffs)  # fmt: skip
     with torch.no_grad():
-        depth = render(pose(opaque, rig, subject.motion), Cameras(cam.T_cam_world, cam.Ks, w, h), backend=backend)
+        posed = pose_from_vertices(opaque, rig, mesh.vertices)
+        depth = render(posed, Cameras(cam.T_cam_world, cam.Ks, w, h), backend=backend)
     depth_map = depth.depth[0, 0, ..., 0]
     grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], dim=-1)[None, None]  # 1 1 N 2
 

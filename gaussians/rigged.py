@@ -22,7 +22,15 @@ from torch import Tensor
 from .conventions import matrix_to_quat, quat_multiply, quat_normalize, quat_to_matrix
 from .motion import Motion
 from .retarget import RigInputs, motion_to_rig
-from .rig import Rig, apply_transforms, blend_transforms, forward_kinematics, pose_mesh, skinning_transforms
+from .rig import (
+    PosedMesh,
+    Rig,
+    apply_transforms,
+    blend_transforms,
+    forward_kinematics,
+    pose_mesh,
+    skinning_transforms,
+)
 
 
 def num_sh_bases(degree: int) -> int:
@@ -156,12 +164,16 @@ def bound_means(rigged: RiggedGaussians, rig: Rig, vertices: Float[Tensor, "B V 
     return posed.points + (rigged.normal_offsets * ratio)[..., None] * posed.rotations[..., 2]
 
 
+def pose_motion_mesh(rig: Rig, motion: Motion | RigInputs) -> PosedMesh:
+    """The rig's mesh posed by every frame of ``motion`` (retarget, blendshapes, skinning)."""
+    inputs = motion_to_rig(motion, rig) if isinstance(motion, Motion) else motion
+    return pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression)
+
+
 def pose(rigged: RiggedGaussians, rig: Rig, motion: Motion | RigInputs) -> PosedGaussians:
     """Pose the avatar for every frame of ``motion``: one pure, batched, differentiable function shared by
     bake, runtime, viewer and exporters."""
-    inputs = motion_to_rig(motion, rig) if isinstance(motion, Motion) else motion
-    mesh = pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression)
-    return pose_from_vertices(rigged, rig, mesh.vertices)
+    return pose_from_vertices(rigged, rig, pose_motion_mesh(rig, motion).vertices)
 
 
 def canonical_posed(rigged: RiggedGaussians, rig: Rig) -> PosedGaussians:

@@ -21,9 +21,7 @@ import torch
 from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, framing_cameras
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
-from anchorsplat.gaussians.retarget import motion_to_rig
-from anchorsplat.gaussians.rig import pose_mesh
-from anchorsplat.gaussians.rigged import canonical_means, pose_from_vertices
+from anchorsplat.gaussians.rigged import canonical_means, pose_from_vertices, pose_motion_mesh
 from anchorsplat.gaussians.video import to_uint8
 from anchorsplat.runtime.audio import Audio
 
@@ -76,6 +74,17 @@ class Stats:
     latency_ms: float | None = None
     av_offset_ms: float | None = None
     size: tuple[int, int] = (0, 0)
+
+
+def _load_upload(name: str, content: bytes, filename: str, loader):
+    """Run a file loader on uploaded bytes (through a temporary file); its errors name the upload, not the file."""
+    with tempfile.TemporaryDirectory(prefix="anchorsplat-upload-") as folder:
+        path = Path(folder) / filename
+        path.write_bytes(content)
+        try:
+            return loader(path)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace(str(path), name)) from None
 
 
 class ClientSession:
@@ -159,14 +168,7 @@ class ClientSession:
         check_upload_size(name, len(content), self.settings.max_upload_bytes)
         if not name.endswith(".anchorsplat"):
             raise ValueError(f"{name} is not an avatar: open a .anchorsplat file")
-        with tempfile.TemporaryDirectory(prefix="anchorsplat-avatar-") as folder:
-            path = Path(folder) / "upload.anchorsplat"
-            path.write_bytes(content)
-            try:
-                avatar = load_avatar(path)
-            except ValueError as exc:
-                raise ValueError(str(exc).replace(str(path), name)) from None
-        return self.open_avatar(avatar, name)
+        return self.open_avatar(_load_upload(name, content, "upload.anchorsplat", load_avatar), name)
 
     def load_audio(self, name: str, content: bytes) -> float:
         """Take an uploaded audio file (ValueError with a one-line reason when it is unusable); returns seconds."""
@@ -186,13 +188,7 @@ class ClientSession:
         check_upload_size(name, len(content), self.settings.max_upload_bytes)
         if not name.lower().endswith(".npz"):
             raise ValueError(f"{name} is not a motion file: upload an SMPL-X-format .npz")
-        with tempfile.TemporaryDirectory(prefix="anchorsplat-motion-") as folder:
-            path = Path(folder) / "motion.npz"
-            path.write_bytes(content)
-            try:
-                motion = load_motion(path)
-            except ValueError as exc:
-                raise ValueError(str(exc).replace(str(path), name)) from None
+        motion = _load_upload(name, content, "motion.npz", load_motion)
         self.set_motion(motion)
         return motion
 
@@ -317,8 +313,7 @@ class ClientSession:
             self._reset_scene(loaded)
         motion, face_time = self.current_motion()
         rig, gaussians = loaded.avatar.rig, loaded.avatar.gaussians
-        inputs = motion_to_rig(motion.to(device=self.app.device, dtype=rig.vertices_rest.dtype), rig)
-        mesh = pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression)
+        mesh = pose_motion_mesh(rig, motion.to(device=self.app.device, dtype=rig.vertices_rest.dtype))
         posed = pose_from_vertices(gaussians, rig, mesh.vertices)
         self.last_motion = motion
         with self.client.atomic():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from anchorsplat.bake.batch import run_batch
-from anchorsplat.bake.fit import FitSettings, View, fit_avatar, posed_vertices
+from anchorsplat.bake.fit import FitSettings, View, fit_avatar
 from anchorsplat.bake.job import STAGES, JobSettings
 from anchorsplat.bake.pipeline import load_script, run_bake
 from anchorsplat.bake.presets import BakePreset
@@ -22,7 +22,7 @@ from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.io import load_avatar, save_rig
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.render import render
-from anchorsplat.gaussians.rigged import bind_to_surface, pose, rgb_to_sh_dc
+from anchorsplat.gaussians.rigged import bind_to_surface, pose, pose_motion_mesh, rgb_to_sh_dc
 from anchorsplat.gaussians.synthetic import synthetic_rig
 from anchorsplat.gaussians.video import to_uint8, write_image
 
@@ -124,7 +124,7 @@ def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
     rig = synthetic_rig()
     photo, mask, camera, motion = _photo_of(rig, size=24)
     view = View(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255,
-                posed_vertices(rig, motion)[0], camera, 1.0, True)  # fmt: skip
+                pose_motion_mesh(rig, motion).vertices[0], camera, 1.0, True)  # fmt: skip
     init = bind_to_surface(rig, 150, generator=torch.Generator().manual_seed(1))
     settings = FitSettings(iterations=12, densify_every=6, checkpoint_every=4, backend="torch")
     whole = fit_avatar(rig, [view], init, settings)
@@ -181,7 +181,7 @@ def test_fit_reproduces_a_tiny_known_avatar():
     known = type(known)(known.face_ids, known.barycentric, known.normal_offsets, known.quats_canonical_wxyz,
                         known.log_scales, known.opacity_logits, rgb_to_sh_dc(rgb)[:, None])  # fmt: skip
     motion = Motion.zeros(1)
-    vertices = posed_vertices(rig, motion)[0]
+    vertices = pose_motion_mesh(rig, motion).vertices[0]
     posed = pose(known, rig, motion)
 
     def view(yaw: float) -> View:

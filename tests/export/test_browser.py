@@ -101,13 +101,18 @@ def test_three_poses_the_glb_like_we_do(browser, avatar, motion, index):
         assert np.abs(body.numpy() - avatar.rig.vertices_rest.numpy()).max() > 0.05  # the pose really moves it
 
 
-def test_three_reads_our_spz_like_we_do(browser, exported, avatar):
-    out = browser["spz"]
-    ours = load_spz(exported["spz"])
-    assert out["count"] == len(avatar.gaussians)
+def _assert_three_geometry(out, ours, count: int) -> None:
+    """three.js read as many splats as we wrote, at our centres, with our covariances."""
+    assert out["count"] == count
     np.testing.assert_allclose(np.reshape(out["centers"], (-1, 3)), ours.means.numpy(), atol=1e-6)
     expected = _covariances(ours.quats_wxyz, torch.exp(ours.log_scales))
     np.testing.assert_allclose(np.reshape(out["covariances"], (-1, 6)), expected, rtol=1e-4, atol=1e-10)
+
+
+def test_three_reads_our_spz_like_we_do(browser, exported, avatar):
+    out = browser["spz"]
+    ours = load_spz(exported["spz"])
+    _assert_three_geometry(out, ours, len(avatar.gaussians))
     colours = np.reshape(out["colors"], (-1, 4))
     np.testing.assert_allclose(
         colours, _rgba_bytes(ours.sh_coeffs[:, 0], torch.sigmoid(ours.opacity_logits)), atol=1.01
@@ -115,12 +120,7 @@ def test_three_reads_our_spz_like_we_do(browser, exported, avatar):
 
 
 def test_three_reads_our_ply(browser, exported, avatar):
-    out = browser["ply"]
-    ours = load_ply(exported["ply"])
-    assert out["count"] == len(avatar.gaussians)
-    np.testing.assert_allclose(np.reshape(out["centers"], (-1, 3)), ours.means.numpy(), atol=1e-6)
-    expected = _covariances(ours.quats_wxyz, torch.exp(ours.log_scales))
-    np.testing.assert_allclose(np.reshape(out["covariances"], (-1, 6)), expected, rtol=1e-4, atol=1e-10)
+    _assert_three_geometry(browser["ply"], load_ply(exported["ply"]), len(avatar.gaussians))
 
 
 def test_web_export_renders_the_avatar(browser):

