@@ -17,7 +17,7 @@ from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
 
 if TYPE_CHECKING:
-    from anchorsplat.cli import ExportConfig
+    from anchorsplat.configs import ExportConfig
 
 SUFFIXES = {"glb": ".glb", "ply": ".ply", "spz": ".spz"}
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from anchorsplat.gaussians.video import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
-    from anchorsplat.cli import PlayConfig
+    from anchorsplat.configs import PlayConfig
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac")
 

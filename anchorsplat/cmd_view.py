@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from anchorsplat.cli import ViewConfig
+    from anchorsplat.configs import ViewConfig
     from anchorsplat.viewer.app import ViewerApp
 
 

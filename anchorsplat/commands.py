@@ -15,7 +15,7 @@ from anchorsplat.gaussians.rigged import PosedGaussians, pose
 from anchorsplat.gaussians.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, to_uint8, write_image, write_video
 
 if TYPE_CHECKING:
-    from anchorsplat.cli import BakeConfig, RenderConfig
+    from anchorsplat.configs import BakeConfig, RenderConfig
 
 
 def resolve_device(device: str) -> torch.device:
