@@ -85,7 +85,7 @@ def export_command(config: ExportConfig) -> Path:
     if config.frame != 0 and fmt in ("glb", "web"):
         raise ValueError(f"--frame applies to ply and spz; --format {fmt} stores the whole motion as an animation")
     if config.audio is not None and fmt == "web":
-        from anchorsplat.gaussians.export_web import AUDIO_SUFFIXES
+        from anchorsplat.gaussians.video import AUDIO_SUFFIXES
 
         if config.audio.suffix.lower() not in AUDIO_SUFFIXES:
             raise ValueError(f"--audio {config.audio}: browsers play {sorted(AUDIO_SUFFIXES)}; convert it first")

@@ -25,13 +25,12 @@ from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, Cameras, framing_ca
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
 from anchorsplat.gaussians.rigged import canonical_means, pose
-from anchorsplat.gaussians.video import VIDEO_SUFFIXES, to_uint8
+from anchorsplat.gaussians.video import VIDEO_SUFFIXES, VideoSink, to_uint8
 
 from .audio import SAMPLE_RATE, Audio, load_audio
 from .channels import combine_motion, motion_for_rig, resample_motion
 from .motion import AudioToMotion, load_face_model
 from .retrieval import build_style_memory
-from .videosink import VideoSink
 
 VIEWS = (*VIEW_YAWS_DEG, "face")
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from anchorsplat.gaussians.video import AUDIO_SUFFIXES
+
 from .controls import BODY_PRESETS, HEAD_PRESETS
-from .playback import AUDIO_SUFFIXES
 from .session import CAMERA_PRESETS, MODES
 
 if TYPE_CHECKING:
