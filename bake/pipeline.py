@@ -161,13 +161,14 @@ def stage_subject(ctx: BakeContext) -> dict:
     from anchorsplat.gaussians.video import write_image
 
     from .detect import load_photo
-    from .subject import fit_subject, load_subject, save_subject
+    from .subject import check_subject_for, fit_subject, load_subject, save_subject
 
     settings = ctx.job.settings
     photo = load_photo(Path(settings.photo))
     write_image(ctx.job.path("input", "photo.png"), photo)
     if settings.subject_params is not None:
         fit = load_subject(Path(settings.subject_params))
+        check_subject_for(fit, photo, ctx.base_rig)
     else:
         fit = fit_subject(photo, ctx.base_rig)
     save_subject(ctx.job.path("subject", "subject.json"), fit)
@@ -428,7 +429,11 @@ def run_bake(
         raise ValueError(f"photo {settings.photo} does not exist")
     from .detect import load_photo
 
-    load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    photo = load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    if settings.subject_params is not None:  # and so is a subject fitted on another photo or rig
+        from .subject import check_subject_for, load_subject
+
+        check_subject_for(load_subject(Path(settings.subject_params)), photo, load_rig(rig_path))
     job = Job(out, settings)
     created = job.open()
     finished = False
