@@ -42,6 +42,13 @@ class JobSettings:
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+    device: str = "auto"
+    """Where every stage runs: auto (CUDA when present), cpu or cuda. Not part of the result's identity: a job
+    started on one device resumes on another."""
+
+
+# Settings a rerun may change without making it another bake.
+RESUMABLE_ELSEWHERE = ("device",)
 
 
 class Job:
@@ -65,8 +72,11 @@ class Job:
                 raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out")
             if int(saved.get("version", 0)) > CONFIG_VERSION:
                 raise ValueError(f"{self.root} was made by a newer anchorsplat: upgrade anchorsplat")
-            if saved.get("settings") != wanted["settings"]:
-                changed = sorted(k for k, v in wanted["settings"].items() if saved.get("settings", {}).get(k) != v)
+            saved_settings = saved.get("settings", {})
+            changed = sorted(
+                k for k, v in wanted["settings"].items() if k not in RESUMABLE_ELSEWHERE and saved_settings.get(k) != v
+            )
+            if changed:
                 raise ValueError(
                     f"{self.root} holds a bake made with other settings ({', '.join(changed)} differ): "
                     "use another --out, or delete that folder"

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .assets import web_dir
 from .conventions import matrix_to_quat, quat_normalize, quat_wxyz_to_xyzw
 from .export_gltf import top4_weights
 from .io import Avatar
@@ -34,7 +35,7 @@ from .rigged import SH_C0, to_lbs
 
 WEB_FORMAT = "anchorsplat.web"
 WEB_VERSION = 1
-TEMPLATES = Path(__file__).resolve().parent / "web"
+TEMPLATES = web_dir()
 MARKER = ".anchorsplat-web"
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".aac", ".opus", ".webm"}
 

@@ -24,13 +24,15 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from anchorsplat.gaussians.assets import asset_path
+
 from .baseline import FaceStep
 from .channels import VISEME_CHANNELS
 from .features import FeatureConfig
 
 MODEL_FORMAT = "anchorsplat.audio2motion"
 MODEL_VERSION = 1
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "audio2motion"
+DEFAULT_MODEL_DIR = asset_path("audio2motion")
 _MIGRATIONS: dict[int, Callable[[dict, dict[str, Tensor]], tuple[dict, dict[str, Tensor]]]] = {}
 
 
