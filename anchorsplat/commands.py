@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, Cameras, framing_cameras
+from anchorsplat.gaussians.device import resolve_device
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
 from anchorsplat.gaussians.rigged import PosedGaussians, pose
@@ -18,14 +20,6 @@ from anchorsplat.gaussians.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, to_uint8
 
 if TYPE_CHECKING:
     from anchorsplat.configs import BakeConfig, RenderConfig
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return torch.device(device)
 
 
 MAX_SECONDS = 600.0
@@ -115,7 +109,7 @@ def _posed_frame(posed: PosedGaussians, t: int) -> PosedGaussians:
     )  # fmt: skip
 
 
-SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "sample" / "astronaut.png"
+SAMPLE_PHOTO = asset_path("sample", "astronaut.png")
 
 
 def bake_command(config: BakeConfig) -> Path | None:
@@ -144,7 +138,7 @@ def bake_command(config: BakeConfig) -> Path | None:
         photo=str(photo.resolve()), preset=config.preset, generator=config.generator,
         weights=None if config.weights is None else str(config.weights.resolve()),
         subject_params=None if config.subject_params is None else str(config.subject_params.resolve()),
-        seed=config.seed, backend=config.backend, export_dataset=config.export_dataset,
+        seed=config.seed, backend=config.backend, export_dataset=config.export_dataset, device=config.device,
     )  # fmt: skip
     if config.batch is not None:
         from anchorsplat.bake.batch import run_batch

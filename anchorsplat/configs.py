@@ -98,6 +98,9 @@ class BakeConfig:
     ray_address: str | None = None
     """Ray cluster to run --batch on (default: a local Ray)."""
     backend: Backend = "auto"
+    device: Device = "auto"
+    """Where every stage runs: auto (CUDA when present), cpu or cuda. --batch reserves a GPU per task only when
+    this is cuda, or auto on a machine with CUDA."""
     seed: int = 0
     export_dataset: bool = True
     """Also write the clips as a nerfstudio dataset (JOB/dataset/transforms.json)."""

@@ -1,7 +1,8 @@
 """``anchorsplat bake --batch SUBJECTS_DIR``: many subjects as a Ray job, one bake per task.
 
 Locally Ray starts on this machine; ``--ray-address`` submits to a running cluster instead. Each task asks for
-one GPU when CUDA is present (so a multi-GPU node runs one bake per GPU). A subject that fails does not stop
+one GPU when the bakes run on CUDA (``--device cuda``, or ``auto`` where this machine has CUDA), so a multi-GPU
+node runs one bake per GPU; a CPU bake reserves none. A subject that fails does not stop
 the others; the summary (printed, and written to ``OUT/summary.json``) says which failed and why.
 """
 
@@ -35,6 +36,15 @@ def list_subjects(folder: Path) -> list[Path]:
     return photos
 
 
+def gpus_per_task(device: str) -> int:
+    """GPUs a bake task reserves. ``cuda`` is not checked here: on a cluster the driver may have no GPU."""
+    if device == "auto":
+        import torch
+
+        return 1 if torch.cuda.is_available() else 0
+    return 1 if device.startswith("cuda") else 0
+
+
 def _bake_one(photo: str, out: str, settings: dict, force: str | None) -> SubjectResult:
     from .pipeline import run_bake
 
@@ -53,12 +63,10 @@ def run_batch(
         import ray
     except ImportError:
         raise ValueError("--batch runs on Ray: pip install 'ray>=2.30' (or anchorsplat[fit])") from None
-    import torch
-
     photos = list_subjects(Path(folder))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    gpus = 1 if torch.cuda.is_available() else 0
+    gpus = gpus_per_task(template.device)
     started_here = not ray.is_initialized()
     if started_here:
         kwargs = {"address": ray_address} if ray_address else {"num_cpus": num_cpus, "include_dashboard": False}

@@ -53,6 +53,13 @@ class JobSettings:
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+    device: str = "auto"
+    """Where every stage runs: auto (CUDA when present), cpu or cuda. Not part of the result's identity: a job
+    started on one device resumes on another."""
+
+
+# Settings a rerun may change without making it another bake.
+RESUMABLE_ELSEWHERE = ("device",)
 
 
 class Job:
@@ -141,8 +148,9 @@ class Job:
             if "not an anchorsplat" in str(exc):
                 raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out") from None
             raise
-        if saved.get("settings") != wanted:
-            changed = sorted(k for k, v in wanted.items() if (saved.get("settings") or {}).get(k) != v)
+        saved_settings = saved.get("settings") or {}
+        changed = sorted(k for k, v in wanted.items() if k not in RESUMABLE_ELSEWHERE and saved_settings.get(k) != v)
+        if changed:
             raise ValueError(
                 f"{self.root} holds a bake made with other settings ({', '.join(changed)} differ): "
                 "use another --out, or delete that folder"

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from anchorsplat.diffusion.generator import Anchors, Clip, ClipSpec, Generator, Subject, load_clip, save_clip
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.device import resolve_device, to_device
 from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
 from anchorsplat.gaussians.io import Avatar, load_avatar, load_rig, save_avatar
 from anchorsplat.gaussians.motion import Motion
@@ -22,8 +24,7 @@ from anchorsplat.gaussians.rig import Rig
 from .job import STAGES, Job, JobSettings
 from .presets import PRESETS, BakePreset
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_RIG = ASSETS / "anny_default.rig.safetensors"
+DEFAULT_RIG = asset_path("anny_default.rig.safetensors")
 _REDO = "rerun the bake with --force {stage}"
 # files written before they carried their format name read as version 1 (older job folders resume)
 SCRIPT_FILE = FileFormat("anchorsplat.clip-script", 1, "clip script", _REDO.format(stage="script"), unversioned=1)
@@ -65,6 +66,11 @@ class BakeContext:
     preset: BakePreset
     rig_path: Path = DEFAULT_RIG
     timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def device(self) -> torch.device:
+        """The job's device; what the stages load from the job folder is on the CPU until a stage moves it."""
+        return resolve_device(self.job.settings.device)
 
     @cached_property
     def base_rig(self) -> Rig:
@@ -188,13 +194,14 @@ def stage_script(ctx: BakeContext) -> dict:
 
 def stage_generate(ctx: BakeContext) -> dict:
     generator = make_generator(ctx.job.settings, ctx.preset)
-    anchors = Anchors(ctx.subject.photo)
+    subject = to_device(ctx.subject, ctx.device)
+    anchors = Anchors(subject.photo)
     for spec in ctx.script:  # one clip at a time so a restart keeps the clips already made
         path = ctx.job.path("clips", f"{spec.name}.safetensors")
         if path.exists():
             continue
-        (clip,) = generator.generate(ctx.subject, [spec], anchors)
-        save_clip(path, clip)
+        (clip,) = generator.generate(subject, [to_device(spec, ctx.device)], anchors)
+        save_clip(path, to_device(clip, "cpu"))
     return {"generator": generator.name}
 
 
@@ -313,7 +320,7 @@ def stage_fit(ctx: BakeContext) -> dict:
 
     from .fit import FitSettings, fit_avatar, heldout_psnr
 
-    subject, preset, settings = ctx.subject, ctx.preset, ctx.job.settings
+    subject, preset, settings = to_device(ctx.subject, ctx.device), ctx.preset, ctx.job.settings
     g = bind_to_surface(
         subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed),
         face_density=head_density(subject.rig, preset.head_density),
@@ -329,7 +336,7 @@ def stage_fit(ctx: BakeContext) -> dict:
         g.opacity_logits,
         rgb_to_sh_dc(colours)[:, None],
     )
-    train, heldout = build_views(ctx)
+    train, heldout = to_device(build_views(ctx), ctx.device)
     fit_settings = FitSettings(
         iterations=preset.iterations,
         photo_probability=preset.photo_probability,
@@ -342,7 +349,7 @@ def stage_fit(ctx: BakeContext) -> dict:
     result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
     value = heldout_psnr(result.gaussians, subject.rig, heldout, fit_settings)
     info = {"preset": preset.name, "generator": settings.generator, "photo": Path(settings.photo).name}
-    save_avatar(ctx.job.path("avatar.anchorsplat"), Avatar(subject.rig, result.gaussians, info))
+    save_avatar(ctx.job.path("avatar.anchorsplat"), to_device(Avatar(subject.rig, result.gaussians, info), "cpu"))
     metrics = {
         "heldout_psnr": value,
         "train_views": len(train),
@@ -365,9 +372,9 @@ def stage_report(ctx: BakeContext) -> dict:
     from .nerfstudio import export_nerfstudio
     from .report import ReportData, write_report
 
-    avatar = load_avatar(ctx.job.path("avatar.anchorsplat"))
-    turn = next(c for c in ctx.clips if c.name == "turn")
-    background = torch.tensor([1.0, 1.0, 1.0])
+    avatar = to_device(load_avatar(ctx.job.path("avatar.anchorsplat")), ctx.device)
+    turn = to_device(next(c for c in ctx.clips if c.name == "turn"), ctx.device)
+    background = torch.tensor([1.0, 1.0, 1.0], device=ctx.device)
     renders = []
     with torch.no_grad():
         for t in range(len(turn)):
@@ -377,8 +384,8 @@ def stage_report(ctx: BakeContext) -> dict:
                 backend=ctx.job.settings.backend,
                 background=background,
             )
-            renders.append(to_uint8(out.rgb[0, 0]))
-    renders = np.stack(renders)
+            renders.append(out.rgb[0, 0])
+    renders = to_uint8(torch.stack(renders))  # one read-back for the whole turntable
     write_video(ctx.job.path("turntable.mp4"), renders, fps=12.0)
     metrics = read_json(ctx.job.path("fit", "metrics.json"), METRICS_FILE)
     identity = [(s["clip"], s["index"], s["distance"], s["weight"]) for s in ctx.scores]
@@ -425,6 +432,7 @@ def run_bake(
     numbers (for tests and experiments; the job's config still records the name)."""
     if preset is None and settings.preset not in PRESETS:
         raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
+    resolve_device(settings.device)  # a device this machine lacks is refused before any job folder is made
     if settings.subject_params is None and not Path(settings.photo).exists():
         raise ValueError(f"photo {settings.photo} does not exist")
     from .detect import load_photo

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from anchorsplat.diffusion.generator import Clip
 
@@ -42,11 +43,12 @@ def score_clips(clips: list[Clip], photo: np.ndarray, *, upscale_to: int = 256) 
     reference = face_embedding(photo)
     scores = []
     for clip in clips:
+        # dlib runs on the host: one read-back per clip, whatever the clips' device
+        frames = (clip.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy() if reference is not None else None
         for t in range(len(clip)):
             distance = None
-            if reference is not None:
-                frame = (clip.frames[t].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-                frame = _upscale(frame, upscale_to)
+            if frames is not None:
+                frame = _upscale(frames[t], upscale_to)
                 embedding = face_embedding(frame)
                 distance = None if embedding is None else identity_distance(reference, embedding)
             scores.append(FrameScore(clip.name, t, distance, weight_from_distance(distance)))

@@ -77,7 +77,7 @@ class ProxyGenerator:
 
     def generate(self, subject: Subject, script: list[ClipSpec], anchors: Anchors) -> list[Clip]:
         proxy = self.texture(subject)
-        background = torch.tensor(self.config.background)
+        background = torch.tensor(self.config.background, device=subject.photo.device)
         clips = []
         for spec in script:
             frames, masks = [], []
@@ -128,7 +128,7 @@ def photo_colours(
     unoccluded = p_cam[:, 2] <= sample(depth_map, "nearest")[:, 0] + depth_tolerance
     in_mask = sample(subject.mask)[:, 0] > 0.5
     visible = inside & facing & unoccluded & in_mask
-    colours = torch.where(visible[:, None], sample(subject.photo), torch.zeros(len(means), 3))
+    colours = torch.where(visible[:, None], sample(subject.photo), torch.zeros(len(means), 3, device=means.device))
     return visible, colours
 
 
@@ -140,11 +140,11 @@ def fill_hidden(
 
     if not bool(visible.any()):
         raise ValueError("the photo shows none of the fitted body: check the subject fit (camera and pose)")
-    seen = means_canonical[visible].numpy()
-    seen_colours = colours[visible].numpy()
+    seen = means_canonical[visible].cpu().numpy()  # the KD-tree is scipy's, on the host
+    seen_colours = colours[visible].cpu().numpy()
     tree = cKDTree(seen)
     hidden = (~visible).nonzero()[:, 0]
-    points = means_canonical[hidden].numpy()
+    points = means_canonical[hidden].cpu().numpy()
     mirrored = points.copy()
     mirrored[:, 0] = 2 * mirror_x - mirrored[:, 0]
     distance, index = tree.query(mirrored, k=1)
@@ -155,5 +155,5 @@ def fill_hidden(
     neighbours = neighbours.reshape(len(points), kk)
     filled = seen_colours[neighbours].mean(axis=1)
     filled[near_mirror] = seen_colours[index[near_mirror]]
-    out[hidden] = torch.from_numpy(np.asarray(filled, dtype=np.float32)).to(out.dtype)
+    out[hidden] = torch.from_numpy(np.asarray(filled, dtype=np.float32)).to(out)
     return out

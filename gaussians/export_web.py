@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .assets import web_dir
 from .conventions import matrix_to_quat, quat_normalize, quat_wxyz_to_xyzw
 from .export_gltf import top4_weights
 from .fileio import staged_folder
@@ -35,7 +36,7 @@ from .video import AUDIO_SUFFIXES
 
 WEB_FORMAT = "anchorsplat.web"
 WEB_VERSION = 1
-TEMPLATES = Path(__file__).resolve().parent / "web"
+TEMPLATES = web_dir()
 MARKER = ".anchorsplat-web"
 
 

@@ -55,3 +55,37 @@ def test_the_fit_follows_its_inputs_device():
     assert len(result.losses) == 12 and result.counts[-1] != result.counts[0]  # densify ran under the guard
     # host reads in the fit: the loss log every log_every steps (2) and a few per densify (2), not one per step
     assert guard.syncs_in("bake/fit.py") <= 2 + 2 * 2, guard.syncs
+
+
+def test_the_proxy_generator_follows_its_inputs_device():
+    from anchorsplat.diffusion.generator import Anchors, ClipSpec, Subject
+    from anchorsplat.diffusion.proxy import ProxyConfig, ProxyGenerator
+
+    rig, views, _ = _fit_inputs(size=20)
+    photo = views[0]
+    subject = Subject(photo.image, photo.mask, rig, Motion.zeros(1), photo.camera)
+    cameras = framing_cameras(photo.vertices, torch.tensor([0.0, 60.0]), width=16, height=16)
+    spec = ClipSpec("turn", Motion.zeros(2), cameras)
+    generator = ProxyGenerator(ProxyConfig(num_gaussians=120, backend="torch"))
+    with DeviceGuard("cpu") as guard:
+        (clip,) = generator.generate(subject, [spec], Anchors(subject.photo))
+    assert clip.frames.shape == (2, 16, 16, 3) and float(clip.masks.max()) > 0.5
+    assert guard.syncs_in("diffusion/proxy.py") <= 8, guard.syncs  # the texture's one-off host reads (KD-tree)
+
+
+@pytest.mark.parametrize("model", ["baseline", "learned"])
+def test_the_player_follows_its_inputs_device(model):
+    from anchorsplat.gaussians.io import Avatar
+    from anchorsplat.runtime.audio import Audio
+    from anchorsplat.runtime.motion import load_face_model
+    from anchorsplat.runtime.player import StreamingPlayer, iter_frames
+
+    rig = synthetic_rig()
+    avatar = Avatar(rig, bind_to_surface(rig, 100, generator=torch.Generator().manual_seed(0)))
+    t = torch.arange(4800, dtype=torch.float64) / 16000
+    speech = (0.3 * torch.sin(2 * torch.pi * 180 * t) * (torch.sin(2 * torch.pi * 3 * t) > 0)).float().numpy()
+    face_model = load_face_model(model)  # weights load on the host (audio-to-motion runs there, numpy)
+    with DeviceGuard("cpu"):
+        player = StreamingPlayer(avatar, resolution=24, fps=10.0, model=face_model, view="face", device="cpu")
+        frames = list(iter_frames(player, Audio(speech, 16000), 3))
+    assert [f.index for f in frames] == [0, 1, 2]
