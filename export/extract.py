@@ -1,9 +1,9 @@
 """A clothed surface from the Gaussians: RGB-D renders of the rest pose fused with open3d's TSDF, cleaned, decimated.
 
 The avatar is rendered (colour, alpha and expected depth) from cameras on rings around its bounding box plus one
-above and one below. Pixels the splats cover (alpha >= ``alpha_min``) give depth; the rest give none, so the
-fusion only ever places surface where the splats are opaque, and hair or loose clothing volume is kept where
-the body mesh has none. open3d's ``ScalableTSDFVolume`` fuses the depth maps (voxel size and truncation from
+above and one below. Pixels the splats cover (alpha >= ``alpha_min``) give their depth; the others give a depth
+beyond the volume, which carves the space they look through, so the surface stays inside every silhouette, and
+hair or loose clothing volume is kept where the body mesh has none. open3d's ``ScalableTSDFVolume`` fuses the depth maps (voxel size and truncation from
 the avatar's size), marching cubes extracts the mesh, small floating pieces are dropped, and quadric
 decimation brings it to the triangle budget.
 """
@@ -93,7 +93,7 @@ def fuse_tsdf(
     extract its zero level set with marching cubes."""
     import open3d as o3d
 
-    trunc = 4.0 * voxel_size
+    trunc = 2.0 * voxel_size  # thin: a wider band fills the gaps between limbs from the views that see past them
     lo, hi = bounds[0].detach().cpu().double().numpy(), bounds[1].detach().cpu().double().numpy()
     length = float((hi - lo).max()) + 2 * trunc
     resolution = int(math.ceil(length / voxel_size))
@@ -104,9 +104,15 @@ def fuse_tsdf(
         color_type=o3d.pipelines.integration.TSDFVolumeColorType.NoColor, origin=origin,
     )  # fmt: skip
     cams = views.cameras
+    centre = torch.as_tensor((lo + hi) / 2, dtype=cams.T_cam_world.dtype)
     for c in range(len(cams)):
+        to_centre = float((cams.T_cam_world[c, :3, :3].cpu() @ centre + cams.T_cam_world[c, :3, 3].cpu())[2])
+        background = to_centre + length  # beyond the far side of the volume from every camera
         depth = views.depth[c].detach().cpu().numpy().astype(np.float32)
-        depth = np.where(views.alpha[c].detach().cpu().numpy() >= alpha_min, depth, 0.0).astype(np.float32)
+        # Empty pixels look through the volume at a wall behind it: that carves the free space they see, which
+        # keeps the surface inside the silhouettes (without it, the band in front of each surface survives
+        # wherever a side view saw nothing and limbs swell and merge).
+        depth = np.where(views.alpha[c].detach().cpu().numpy() >= alpha_min, depth, background).astype(np.float32)
         colour = (views.rgb[c].detach().cpu().numpy().clip(0, 1) * 255).astype(np.uint8)
         rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
             o3d.geometry.Image(np.ascontiguousarray(colour)), o3d.geometry.Image(depth),

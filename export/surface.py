@@ -58,6 +58,8 @@ def check_options(options: SurfaceOptions) -> None:
     size = options.texture_size
     if size < 16 or size > 8192 or size & (size - 1):
         raise ValueError(f"--texture-size {size} must be a power of two from 16 to 8192 (default 2048)")
+    if options.render_resolution < 32 or options.render_resolution > 4096:
+        raise ValueError(f"--render-resolution {options.render_resolution} must be from 32 to 4096 (default 384)")
 
 
 def extract_surface(

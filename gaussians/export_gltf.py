@@ -44,6 +44,7 @@ from .motion import Motion
 from .retarget import motion_to_rig
 from .rig import vertex_normals
 from .rigged import SH_C0, RiggedGaussians, to_lbs
+from .surface import SkinnedSurface
 
 GLB_FORMAT = "anchorsplat.glb"
 GLB_VERSION = 1
@@ -109,6 +110,8 @@ def export_glb(
     *,
     motion: Motion | None = None,
     max_gaussians: int | None = None,
+    surface: SkinnedSurface | None = None,
+    splats: bool = True,
 ) -> Path:
     """Write ``avatar`` (rig + Gaussians, optionally animated by ``motion``) as a ``.glb``, atomically.
 
@@ -117,7 +120,11 @@ def export_glb(
         path: output file, ending in ``.glb``.
         motion: SMPL-X-format motion to store as the glTF animation ``"motion"``.
         max_gaussians: keep at most this many Gaussians (the most opaque ones), for engines with splat budgets.
+        surface: the textured surface skinned to the rig (``anchorsplat.export``): the visible node ``surface``.
+        splats: write the Gaussians (node ``gaussians``).
     """
+    if surface is None and not splats:
+        raise ValueError("nothing to export: give a surface, or keep the splats")
     path = Path(path)
     if path.suffix.lower() != ".glb":
         raise ValueError(f"a glTF binary export must end in .glb: got {path}")
@@ -149,13 +156,10 @@ def export_glb(
             "avatar_info": avatar.info,
         },
     }
-    doc["extensionsUsed"] = [SPLAT_EXTENSION]
+    if splats:
+        doc["extensionsUsed"] = [SPLAT_EXTENSION]
     j = rig.num_joints
-    skeleton_nodes = _skeleton_nodes(rig)
-    doc["nodes"] = skeleton_nodes + [
-        {"name": "body", "mesh": 0, "skin": 0},
-        {"name": "gaussians", "mesh": 1, "skin": 0},
-    ]
+    doc["nodes"] = _skeleton_nodes(rig) + [{"name": "body", "mesh": 0, "skin": 0}]
     ibm = np.tile(np.eye(4), (j, 1, 1))
     ibm[:, :3, 3] = -_np(rig.joints_rest, np.float64)
     doc["skins"] = [
@@ -169,11 +173,22 @@ def export_glb(
     doc["materials"] = [
         {"name": "body", "pbrMetallicRoughness": {"baseColorFactor": [0.8, 0.62, 0.52, 1.0], "metallicFactor": 0.0}},
     ]
-    doc["meshes"] = [_body_mesh(b, rig), _splat_mesh(b, rig, gaussians)]
-    doc["scenes"] = [{"name": "avatar", "nodes": [0, j, j + 1]}]
+    doc["meshes"] = [_body_mesh(b, rig)]
+    # The body mesh is the rig (kept for the exact round trip of import_glb) but not part of the scene: drawn, it
+    # is a bald mannequin in front of the person. The scene holds the skeleton, the surface and/or the splats.
+    shown = [0]
+    if surface is not None:
+        doc["meshes"].append(surface_mesh(b, surface, rig))
+        doc["nodes"].append({"name": "surface", "mesh": len(doc["meshes"]) - 1, "skin": 0})
+        shown.append(len(doc["nodes"]) - 1)
+    if splats:
+        doc["meshes"].append(_splat_mesh(b, rig, gaussians))
+        doc["nodes"].append({"name": "gaussians", "mesh": len(doc["meshes"]) - 1, "skin": 0})
+        shown.append(len(doc["nodes"]) - 1)
+    doc["scenes"] = [{"name": "avatar", "nodes": shown}]
     doc["scene"] = 0
     if motion is not None:
-        doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(j, j + 1))]
+        doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(j, *shown[1:]))]
     atomic_write_bytes(path, b.to_bytes())
     return path
 
@@ -322,3 +337,57 @@ def _animation(b: GlbBuilder, rig, motion: Motion, mesh_nodes: tuple[int, ...]) 
         for node in mesh_nodes:
             channel(node, "weights", weights)
     return {"name": "motion", "samplers": samplers, "channels": channels, "extras": {"fps": float(motion.fps)}}
+
+
+def surface_mesh(b: GlbBuilder, surface: SkinnedSurface, rig) -> dict:
+    """The textured surface: a skinned primitive with UVs, the colour texture as an embedded PNG in a metallic-
+    roughness material (non-metallic, fully rough: the texture holds the lit colour), the expressions as morph
+    targets. Appends its material, texture, sampler and image to the document."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    vertices = surface.vertices_rest.to("cpu", torch.float64)
+    normals = _np(vertex_normals(vertices, surface.faces.cpu()), np.float64)
+    bad = ~np.isfinite(normals).all(1) | (np.abs(np.linalg.norm(normals, axis=1) - 1) > 1e-3)
+    normals[bad] = (0.0, 1.0, 0.0)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    joints, weights = top4_weights(
+        _np(surface.skin_indices, np.int64), _np(surface.skin_weights, np.float64), rig.num_joints
+    )
+    png = BytesIO()
+    Image.fromarray(surface.texture).save(png, format="PNG")
+    doc = b.json
+    doc.setdefault("images", []).append(
+        {"name": "surface", "bufferView": b.view(np.frombuffer(png.getvalue(), np.uint8)), "mimeType": "image/png"}
+    )
+    doc.setdefault("samplers", []).append({"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071})
+    doc.setdefault("textures", []).append({"sampler": len(doc["samplers"]) - 1, "source": len(doc["images"]) - 1})
+    doc.setdefault("materials", []).append(
+        {
+            "name": "surface",
+            "pbrMetallicRoughness": {
+                "baseColorTexture": {"index": len(doc["textures"]) - 1},
+                "metallicFactor": 0.0,
+                "roughnessFactor": 1.0,
+            },
+        }
+    )
+    index_dtype = np.uint16 if surface.num_vertices <= 65535 else np.uint32
+    primitive = {
+        "attributes": {
+            "POSITION": b.accessor(_np(vertices), target=ARRAY_BUFFER, bounds=True),
+            "NORMAL": b.accessor(normals.astype(np.float32), target=ARRAY_BUFFER),
+            "TEXCOORD_0": b.accessor(_np(surface.uvs), target=ARRAY_BUFFER),
+            "JOINTS_0": b.accessor(joints, target=ARRAY_BUFFER),
+            "WEIGHTS_0": b.accessor(weights, target=ARRAY_BUFFER),
+        },
+        "indices": b.accessor(
+            _np(surface.faces, np.int64).reshape(-1).astype(index_dtype), target=ELEMENT_ARRAY_BUFFER
+        ),
+        "mode": TRIANGLES,
+        "material": len(doc["materials"]) - 1,
+    }
+    mesh = {"name": "surface", "primitives": [primitive]}
+    _add_targets(b, mesh, _np(surface.expression_dirs), rig.expression_names)
+    return mesh
