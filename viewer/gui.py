@@ -1,6 +1,7 @@
-"""The controls of one tab (:class:`SessionGui`): every widget lives in the client's own GUI, so tabs never share
-state. Callbacks only call :class:`~.session.ClientSession` methods; a user error becomes a notification and a
-status line in the panel, never an exception in viser's worker."""
+"""The controls of one tab (:class:`SessionGui`, the GUI adapter): every widget lives in the client's own GUI, so
+tabs never share state. Callbacks only call :class:`~.session.ClientSession` methods, and the session changes the
+panel only through this class's methods; a user error becomes a notification and a status line in the panel,
+never an exception in viser's worker."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from .controls import BODY_PRESETS, HEAD_PRESETS
 from .playback import AUDIO_SUFFIXES
-from .session import CAMERA_PRESETS, MODES
+from .state import CAMERA_PRESETS, MODES
 
 if TYPE_CHECKING:
     from .session import ClientSession
@@ -66,8 +67,8 @@ class SessionGui:
         self.jaw.on_update(guarded(lambda e: s.set_controls(jaw=float(e.target.value))))
         self.head.on_update(guarded(lambda e: s.set_controls(head=e.target.value)))
         self.body.on_update(guarded(lambda e: s.set_controls(body=e.target.value)))
-        self.skeleton.on_update(guarded(lambda e: self._overlay("show_skeleton", e.target.value)))
-        self.mesh.on_update(guarded(lambda e: self._overlay("show_mesh", e.target.value)))
+        self.skeleton.on_update(guarded(lambda e: s.set_overlay(skeleton=e.target.value)))
+        self.mesh.on_update(guarded(lambda e: s.set_overlay(mesh=e.target.value)))
         self.mode.on_update(guarded(lambda e: s.set_mode(e.target.value)))
         self.camera_buttons.on_click(guarded(lambda e: s.set_camera_preset(e.target.value)))
         self.orbit.on_update(guarded(self._on_orbit))
@@ -84,13 +85,8 @@ class SessionGui:
 
         return run
 
-    def _overlay(self, attribute: str, value: bool) -> None:
-        setattr(self.session, attribute, bool(value))
-        self.session.mark_dirty()
-
     def _on_orbit(self, event) -> None:
-        self.session.orbit = bool(event.target.value)
-        self.session.mark_dirty()
+        self.session.set_orbit(bool(event.target.value))
 
     def _on_audio(self, event) -> None:
         upload = event.target.value
@@ -133,6 +129,9 @@ class SessionGui:
     def _on_expression(self, name: str, event) -> None:
         self.session.set_expression(name, float(event.target.value))
 
+    def set_audio_html(self, content: str) -> None:
+        self.audio_html.content = content
+
     def set_status(self, text: str) -> None:
         self.status.content = text
 
@@ -154,7 +153,3 @@ class SessionGui:
         if s.clock.duration_s > 0:
             parts.append(f"{s.clock.position():.1f} / {s.clock.duration_s:.1f} s")
         self.readout.content = " · ".join(parts)
-
-
-def build_gui(session: ClientSession) -> SessionGui:
-    return SessionGui(session)
