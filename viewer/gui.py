@@ -24,9 +24,11 @@ class SessionGui:
         self.status = gui.add_markdown("")
         # Top level, never inside a folder: a collapsed folder would unmount the element and stop the sound.
         self.audio_html = gui.add_html("")
+        self.talk_html = gui.add_html("")  # the microphone script; top level for the same reason
         tabs = gui.add_tab_group()
 
         with tabs.add_tab("Play"):
+            self.talk_button = gui.add_button("Talk", hint="Drive the avatar live with this browser's microphone")
             self.audio_upload = gui.add_upload_button(
                 "Upload audio", mime_type="audio/*", hint=", ".join(AUDIO_SUFFIXES)
             )
@@ -58,6 +60,7 @@ class SessionGui:
     def _connect(self) -> None:
         s = self.session
         guarded = self._guarded
+        self.talk_button.on_click(guarded(lambda _: self._on_talk()))
         self.play_button.on_click(guarded(lambda _: s.play()))
         self.pause_button.on_click(guarded(lambda _: s.pause()))
         self.seek.on_update(guarded(lambda e: s.seek(e.target.value)))
@@ -84,6 +87,16 @@ class SessionGui:
                 self.notify("Cannot do that", str(exc), error=True)
 
         return run
+
+    def _on_talk(self) -> None:
+        if self.session.talking:
+            self.session.stop_talk()
+            self.talk_button.label = "Talk"
+            self.set_status("talk stopped")
+        else:
+            self.session.start_talk()
+            self.talk_button.label = "Stop talking"
+            self.set_status("talking: the microphone drives the face")
 
     def _on_orbit(self, event) -> None:
         self.session.set_orbit(bool(event.target.value))
@@ -132,6 +145,9 @@ class SessionGui:
     def set_audio_html(self, content: str) -> None:
         self.audio_html.content = content
 
+    def set_talk_html(self, content: str) -> None:
+        self.talk_html.content = content
+
     def set_status(self, text: str) -> None:
         self.status.content = text
 
@@ -148,6 +164,8 @@ class SessionGui:
         parts = [f"**{stats.fps:.1f} fps**", size, f"frame {stats.compute_ms:.0f} ms"]
         if stats.latency_ms is not None:
             parts.append(f"audio→frame {stats.latency_ms:.0f} ms")
+        if stats.mic_ms is not None:
+            parts.append(f"mic→motion {stats.mic_ms:.0f} ms")
         if stats.av_offset_ms is not None:
             parts.append(f"A/V {stats.av_offset_ms:+.0f} ms")
         if s.clock.duration_s > 0:

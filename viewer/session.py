@@ -40,6 +40,7 @@ from .playback import (
 from .resolution import AdaptiveResolution, ProgressiveResolution, frame_size
 from .state import CAMERA_PRESETS, LoadedAvatar, Stats, TabState, ViewerContext
 from .tabscene import RenderOptions, TabScene
+from .talk import STOP_HTML, Talk, talk_html
 
 
 def _load_upload(name: str, content: bytes, filename: str, loader):
@@ -75,6 +76,7 @@ class ClientSession:
         self._scene_avatar: LoadedAvatar | None = None
         self._orbit_yaw, self._last_tick = 0.0, time.perf_counter()
         self._closed = threading.Event()
+        self.talk: Talk | None = None
         self.gui = SessionGui(self)
         if context.initial_audio is not None:
             self.gui.audio_loaded("audio", self.set_audio(context.initial_audio))
@@ -208,6 +210,37 @@ class ClientSession:
     def _clock_key(self) -> str:
         return f"anchorsplat.audio.{self.client.client_id}.{self._audio_generation}"
 
+    @property
+    def talking(self) -> bool:
+        return self.talk is not None
+
+    def start_talk(self) -> None:
+        """Drive the face from this tab's microphone (live, causal); the page asks for the microphone."""
+        if self.talk is not None or self.closed:
+            return
+        self.talk = Talk(
+            self.client,
+            self.context.face_model,
+            fps=self.settings.fps,
+            on_face=self._live_face,
+            notify=lambda message: self.gui.notify("Talk", message, error=True),
+        )
+        self.gui.set_talk_html(talk_html(self.talk.motion_key))
+
+    def stop_talk(self) -> None:
+        talk, self.talk = self.talk, None
+        if talk is not None:
+            self.gui.set_talk_html(STOP_HTML)
+            talk.stop()
+            self.stats.mic_ms = None
+
+    def _live_face(self, motion: Motion | None) -> None:
+        with self.state.lock:
+            self.state.live_face = motion
+        talk = self.talk
+        self.stats.mic_ms = None if talk is None else talk.server_latency_ms
+        self.loop.request()
+
     def set_camera_preset(self, preset: str) -> None:
         if preset not in CAMERA_PRESETS:
             raise ValueError(f"camera preset {preset!r} is not one of {CAMERA_PRESETS}")
@@ -228,6 +261,9 @@ class ClientSession:
 
     def close(self) -> None:
         self._closed.set()
+        talk, self.talk = self.talk, None
+        if talk is not None:
+            talk.stop()
         self.loop.stop()
         if self._sync_thread is not threading.current_thread():
             self._sync_thread.join(timeout=5.0)
