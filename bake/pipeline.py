@@ -151,8 +151,9 @@ def load_script(path: Path) -> list[ClipSpec]:
 def stage_subject(ctx: BakeContext) -> dict:
     from anchorsplat.gaussians.video import write_image
 
-    from .detect import load_photo
-    from .subject import fit_subject, load_subject, save_subject
+    from .bodyfit import fit_subject
+    from .photo import load_photo
+    from .subject import load_subject, save_subject
 
     settings = ctx.job.settings
     photo = load_photo(Path(settings.photo))
@@ -417,7 +418,7 @@ def run_bake(
         raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
     if settings.subject_params is None and not Path(settings.photo).exists():
         raise ValueError(f"photo {settings.photo} does not exist")
-    from .detect import load_photo
+    from .photo import load_photo
 
     load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
     job = Job(out, settings)

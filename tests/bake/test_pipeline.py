@@ -13,10 +13,11 @@ import torch
 from anchorsplat.bake.batch import run_batch
 from anchorsplat.bake.fit import FitSettings, View, fit_avatar
 from anchorsplat.bake.job import STAGES, JobSettings
+from anchorsplat.bake.landmarks import Targets
 from anchorsplat.bake.pipeline import load_script, run_bake
 from anchorsplat.bake.presets import BakePreset
 from anchorsplat.bake.script import clip_script
-from anchorsplat.bake.subject import SubjectFit, Targets, save_subject
+from anchorsplat.bake.subject import SubjectFit, save_subject
 from anchorsplat.diffusion.generator import Subject
 from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.io import load_avatar, save_rig
