@@ -19,6 +19,7 @@ Objective, minimised with Adam (a rigid stage on the torso and face, then everyt
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from anchorsplat.gaussians.rig import Rig, pose_mesh
 from .detect import Detections
 from .landmarks import Targets, keypoint_targets
 from .photo import check_rgb8
+from .segment import segment
 from .subject import R_CAM_WORLD, SubjectFit
 
 DEFAULT_FOV_DEG = 45.0
@@ -151,8 +153,9 @@ def fit_subject(
         raise ValueError("the detections were made on an image of another size than the photo")
     targets = keypoint_targets(detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
-    return fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
-                       yaw=_initial_yaw(detections))  # fmt: skip
+    fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
+                      yaw=_initial_yaw(detections))  # fmt: skip
+    return dataclasses.replace(fit, parts=segment(detections))
 
 
 def fit_targets(

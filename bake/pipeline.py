@@ -102,7 +102,8 @@ def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
     mask = torch.as_tensor(fit.mask, dtype=torch.float32)
     if mask.max() > 1:
         mask = mask / 255
-    return Subject(photo_t, mask, shaped, fit.motion, fit.camera)
+    parts = None if getattr(fit, "parts", None) is None else torch.from_numpy(np.asarray(fit.parts)).long()
+    return Subject(photo_t, mask, shaped, fit.motion, fit.camera, parts)
 
 
 def save_script(path: Path, specs: list[ClipSpec]) -> None:
@@ -251,7 +252,7 @@ def _photo_face_view(ctx: BakeContext, vertices: torch.Tensor, size: int):
     """The photo's head, cropped square at full photo resolution and resized to the preset's frame size, with
     the matching crop camera: the fit sees the face sharper than in the whole downscaled photo (identity lives
     there). None when the head is not in the photo or the photo is no sharper there than the whole view."""
-    from anchorsplat.diffusion.proxy import head_density
+    from anchorsplat.diffusion.texture import head_density
     from anchorsplat.gaussians.conventions import project_points
 
     from .fit import View
@@ -301,8 +302,8 @@ def _scaled_camera(camera: Cameras, width: int, height: int, size: int) -> Camer
 
 
 def stage_fit(ctx: BakeContext) -> dict:
-    from anchorsplat.diffusion.proxy import fill_hidden, head_density, photo_colours
-    from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, canonical_means, rgb_to_sh_dc
+    from anchorsplat.diffusion.texture import head_density, photo_texture
+    from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, rgb_to_sh_dc
 
     from .fit import FitSettings, fit_avatar, heldout_psnr
 
@@ -311,8 +312,7 @@ def stage_fit(ctx: BakeContext) -> dict:
         subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed),
         face_density=head_density(subject.rig, preset.head_density),
     )  # fmt: skip
-    visible, colours = photo_colours(g, subject, 0.03, settings.backend)
-    colours = fill_hidden(canonical_means(g, subject.rig), visible, colours, float(subject.rig.joints_rest[0, 0]))
+    colours = photo_texture(g, subject, backend=settings.backend).colours
     init = RiggedGaussians(
         g.face_ids,
         g.barycentric,

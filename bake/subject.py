@@ -50,6 +50,8 @@ class SubjectFit:
     rig_kind: str
     reprojection_error_px: float
     seconds: float = 0.0
+    parts: UInt8[np.ndarray, "H W"] | None = None
+    """Pixel labels (:func:`.segment.segment`); None in files written before segmentation existed."""
 
 
 SUBJECT_FORMAT = "anchorsplat.subject"
@@ -63,17 +65,29 @@ def mask_path_for(path: Path) -> Path:
     return path.with_name(f"{path.stem}.mask.png")
 
 
+def parts_path_for(path: Path) -> Path:
+    """Where :func:`save_subject` puts the pixel labels of ``path``: ``subject.json`` -> ``subject.parts.png``."""
+    return path.with_name(f"{path.stem}.parts.png")
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_subject(path: str | os.PathLike, fit: SubjectFit) -> Path:
     """Write the fit as versioned JSON plus its mask as an 8-bit PNG next to it, both atomically."""
-    from PIL import Image
 
     from anchorsplat.gaussians.io import atomic_write_bytes
 
     path = Path(path)
     mask_path = mask_path_for(path)
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(fit.mask), mode="L").save(buffer, format="PNG")
-    atomic_write_bytes(mask_path, buffer.getvalue())
+    atomic_write_bytes(mask_path, _png_bytes(fit.mask))
+    if fit.parts is not None:
+        atomic_write_bytes(parts_path_for(path), _png_bytes(fit.parts))
     motion = {k: getattr(fit.motion, k)[0].tolist() for k in _MOTION_FIELDS}
     t = fit.targets
     data = {
@@ -85,6 +99,7 @@ def save_subject(path: str | os.PathLike, fit: SubjectFit) -> Path:
         "motion": {**motion, "expression_names": list(fit.motion.expression_names), "fps": fit.motion.fps,
                    "format": "SMPL-X parameters, axis-angle"},
         "mask": mask_path.name,
+        **({"parts": parts_path_for(path).name} if fit.parts is not None else {}),
         "keypoints": [{"name": n, "xy": xy, "weight": wt, "joint": j, "vertex": v} for n, xy, wt, j, v in
                       zip(t.names, t.xy.tolist(), t.weights.tolist(), t.joint_ids, t.vertex_ids, strict=True)],
         "rig_kind": fit.rig_kind,
@@ -152,6 +167,15 @@ def _subject_from(data: dict, path: Path) -> SubjectFit:
         mask = np.asarray(img.convert("L"))
     if mask.shape != (h, w):
         raise ValueError(f"{path}: the mask is {mask.shape[1]} x {mask.shape[0]}, the image {w} x {h}")
+    parts = None
+    if "parts" in data:
+        parts_path = path.parent / data["parts"]
+        if not parts_path.is_file():
+            raise ValueError(f"{path}: its part labels {parts_path} are missing; keep the PNG next to the JSON")
+        with Image.open(parts_path) as img:
+            parts = np.asarray(img.convert("L"))
+        if parts.shape != (h, w):
+            raise ValueError(f"{path}: the part labels are {parts.shape[1]} x {parts.shape[0]}, the image {w} x {h}")
     points = data.get("keypoints", [])
     targets = Targets(
         tuple(p["name"] for p in points), torch.tensor([p["xy"] for p in points], dtype=torch.float32).reshape(-1, 2),
@@ -167,7 +191,7 @@ def _subject_from(data: dict, path: Path) -> SubjectFit:
         shape=torch.tensor(data["shape"]["values"], dtype=torch.float32).reshape(-1), motion=motion, mask=mask,
         targets=targets, rig_kind=str(data.get("rig_kind", "unknown")),
         reprojection_error_px=float(fit.get("reprojection_error_px", float("nan"))),
-        seconds=float(fit.get("seconds", 0.0)),
+        seconds=float(fit.get("seconds", 0.0)), parts=parts,
     )  # fmt: skip
 
 

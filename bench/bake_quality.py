@@ -104,7 +104,7 @@ def identity_of(job: Path, photo: Path) -> dict[str, float | None]:
     from anchorsplat.bake.identity import face_embedding, identity_distance
     from anchorsplat.bake.photo import load_photo
     from anchorsplat.bake.subject import load_subject
-    from anchorsplat.diffusion.proxy import head_density
+    from anchorsplat.diffusion.texture import head_density
 
     fit = load_subject(job / "subject" / "subject.json")
     avatar = load_avatar(job / "avatar.anchorsplat")
