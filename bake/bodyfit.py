@@ -36,6 +36,7 @@ from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import Rig, pose_mesh
 
 from .detect import Detections
+from .headfit import HEAD_JOINTS, head_target
 from .landmarks import Targets, keypoint_targets
 from .photo import check_rgb8
 from .segment import segment
@@ -47,6 +48,9 @@ FIT_JOINTS: dict[str, float] = {
     "left_shoulder": 0.3, "right_shoulder": 0.3, "left_elbow": 0.2, "right_elbow": 0.2,
     "left_wrist": 4.0, "right_wrist": 4.0, "left_hip": 1.0, "right_hip": 1.0, "left_knee": 0.5, "right_knee": 0.5,
 }  # fmt: skip
+
+HEAD_WEIGHT = 20.0
+"""Weight of the head-rotation target (squared Frobenius distance; 10 degrees off costs ~0.06 x this)."""
 
 
 class _Params(torch.nn.Module):
@@ -153,8 +157,9 @@ def fit_subject(
         raise ValueError("the detections were made on an image of another size than the photo")
     targets = keypoint_targets(detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
+    head = head_target(detections, rig, torch.tensor(R_CAM_WORLD))
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
-                      yaw=_initial_yaw(detections))  # fmt: skip
+                      yaw=_initial_yaw(detections), head=head)  # fmt: skip
     return dataclasses.replace(fit, parts=segment(detections))
 
 
@@ -167,8 +172,10 @@ def fit_targets(
     iterations: int = 300,
     fov_deg: float = DEFAULT_FOV_DEG,
     yaw: float = 0.0,
+    head: Float[Tensor, "3 3"] | None = None,
 ) -> SubjectFit:
-    """The optimisation behind :func:`fit_subject`, on given 2D targets and a person mask (uint8, 255 = in)."""
+    """The optimisation behind :func:`fit_subject`, on given 2D targets and a person mask (uint8, 255 = in).
+    ``head``: the head's world rotation relative to the rest pose (:func:`.headfit.head_target`), if known."""
     start = time.perf_counter()
     rig32 = rig.to("cpu", torch.float32)
     h, w = mask.shape
@@ -183,6 +190,20 @@ def fit_targets(
     vertex_ids = torch.tensor(targets.vertex_ids).clamp_min(0)
     is_joint = torch.tensor(targets.joint_ids)[:, None] >= 0
     outline_vertices = torch.arange(0, rig32.num_vertices, max(1, rig32.num_vertices // 3000))
+    head_id = next((rig32.joint_names.index(n) for n in HEAD_JOINTS if n in rig32.joint_names), None)
+    if head is not None and head_id is not None:
+        with torch.no_grad():
+            rest = motion_to_rig(Motion.zeros(1), rig32)
+            R_rest_head = pose_mesh(rig32, rest.joint_rotations, rest.root_translation).T_world_joint[
+                0, head_id, :3, :3
+            ]
+    else:
+        head = None
+
+    def head_loss(T_world_joint: Tensor) -> Tensor:
+        if head is None:
+            return torch.zeros(())
+        return (T_world_joint[0, head_id, :3, :3] @ R_rest_head.T - head).square().sum()
 
     def project(with_silhouette: bool):
         shaped = rig32.with_shape(params.shape) if num_shape else rig32
@@ -192,10 +213,10 @@ def fit_targets(
         points = torch.where(is_joint, posed.T_world_joint[0, joint_ids, :3, 3], posed.vertices[0, vertex_ids])
         xy = project_points(points, cameras)[0]
         vertices_xy = project_points(posed.vertices[0], cameras)[0] if with_silhouette else None
-        return xy, vertices_xy
+        return xy, vertices_xy, posed.T_world_joint
 
     def loss_fn(rigid: bool) -> Tensor:
-        xy, vertices_xy = project(not rigid)
+        xy, vertices_xy, T_world_joint = project(not rigid)
         r2 = ((xy - targets.xy) * scale).square().sum(-1)
         loss = (targets.weights * (torch.sqrt(r2 + 0.25) - 0.5)).sum() / targets.weights.sum()
         if rigid:
@@ -203,7 +224,7 @@ def fit_targets(
         loss = loss + 0.5 * _outside_loss(vertices_xy, silhouette, w, h)
         loss = loss + 0.1 * _outline_loss(vertices_xy[outline_vertices], silhouette.outline, scale)
         loss = loss + 0.05 * (prior * params.body.square()).sum() + 1.0 * params.shape.square().sum()
-        return loss
+        return loss + HEAD_WEIGHT * head_loss(T_world_joint)
 
     # The graph is small: one thread is faster than two, and much faster when other processes load the cores.
     with _torch_threads(1):
@@ -212,7 +233,7 @@ def fit_targets(
 
     with torch.no_grad():
         motion = params.motion()
-        xy, _ = project(False)
+        xy, _, _ = project(False)
         errors = (xy - targets.xy).norm(dim=-1)
         error = float((targets.weights * errors).sum() / targets.weights.sum())
     camera = Cameras(params.T_cam_world().detach(), K[None].clone(), w, h)

@@ -54,6 +54,7 @@ class Detections:
         face_box: dlib's box of the subject's face (left, top, right, bottom), None when dlib found none.
         face_landmarks_68: dlib's 68 landmarks (iBUG 300-W order) in ``face_box``, None with it.
         num_people: people found (always 1: more raise in :func:`detect_person`).
+        face_mesh_z: FaceMesh's relative depth of each landmark (pixels, away from the camera; None without it).
     """
 
     width: int
@@ -66,6 +67,7 @@ class Detections:
     face_box: Box | None
     face_landmarks_68: Float[np.ndarray, "68 2"] | None
     num_people: int
+    face_mesh_z: Float[np.ndarray, "478"] | None = None
 
     def visible(self, name: str) -> bool:
         """Whether a pose landmark is visible and inside the image."""
@@ -102,8 +104,9 @@ def _mediapipe():
 
 
 def _mesh_points(result, width: int, height: int) -> list[np.ndarray]:
+    """FaceMesh's landmarks in pixels: x, y and the relative depth z (away from the camera, in x's scale)."""
     return [
-        np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float32)
+        np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float32)
         for face in (result.multi_face_landmarks or [])
     ]
 
@@ -121,8 +124,8 @@ def _mesh_in_crop(image: np.ndarray, box: Box) -> np.ndarray | None:
     found = _mesh_points(crop_mesh.process(crop), x1 - x0, y1 - y0)
     if not found:
         return None
-    points = found[0] + np.array([x0, y0], dtype=np.float32)
-    return points if _inside(points.mean(0), box) else None
+    points = found[0] + np.array([x0, y0, 0.0], dtype=np.float32)
+    return points if _inside(points[:, :2].mean(0), box) else None
 
 
 def _inside(xy: np.ndarray, box: Box) -> bool:
@@ -143,7 +146,7 @@ def _same_face(a: Box, b: Box) -> bool:
 
 
 def _box_of(points: np.ndarray) -> Box:
-    lo, hi = points.min(0), points.max(0)
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
@@ -221,7 +224,8 @@ def detect_person(image: UInt8[np.ndarray, "H W 3"]) -> Detections:
         landmarks = dlib_landmarks(image, subject.dlib_box)
     return Detections(
         width=w, height=h, pose_xy=pose_xy, pose_visibility=visibility, pose_world=world, mask=mask,
-        face_mesh_xy=None if subject is None else subject.mesh,
+        face_mesh_xy=None if subject is None or subject.mesh is None else subject.mesh[:, :2].copy(),
+        face_mesh_z=None if subject is None or subject.mesh is None else subject.mesh[:, 2].copy(),
         face_box=None if subject is None else subject.dlib_box,
         face_landmarks_68=landmarks, num_people=num_people,
     )  # fmt: skip
