@@ -210,9 +210,11 @@ def stage_score(ctx: BakeContext) -> dict:
 
 def build_views(ctx: BakeContext):
     """Training views (the photo + weighted generated frames) and held-out views (every k-th frame)."""
+    from anchorsplat.diffusion.texture import head_density
     from anchorsplat.gaussians.rigged import pose_motion_mesh
 
     from .fit import View
+    from .views import FACE_CROP_PX, face_crop, scaled_photo_view
 
     rig = ctx.subject.rig
     weights = {(s["clip"], s["index"]): s["weight"] for s in ctx.scores}
@@ -220,18 +222,14 @@ def build_views(ctx: BakeContext):
     photo = ctx.subject
     size = ctx.preset.resolution
     photo_vertices = pose_motion_mesh(rig, photo.motion).vertices[0]
-    train.append(
-        View(
-            *_resized_photo(photo.photo, photo.mask, size),
-            photo_vertices,
-            _scaled_camera(photo.camera, photo.photo.shape[1], photo.photo.shape[0], size),
-            1.0,
-            True,
-        )
-    )
-    face = _photo_face_view(ctx, photo_vertices, size)
-    if face is not None:
-        train.append(face)
+    whole = scaled_photo_view(photo.photo, photo.mask, photo.camera, size)
+    train.append(View(whole.image, whole.mask, photo_vertices, whole.camera, 1.0, True))
+    head_faces = head_density(rig, 2.0) > 1.5
+    if bool(head_faces.any()):
+        head = torch.unique(rig.faces[head_faces])
+        face = face_crop(photo.photo, photo.mask, photo.camera, photo_vertices[head], max(FACE_CROP_PX, size))
+        if face is not None:  # the face at full photo resolution: identity lives there
+            train.append(View(face.image, face.mask, photo_vertices, face.camera, 1.0, True))
     for clip in ctx.clips:
         vertices = pose_motion_mesh(rig, clip.motion).vertices
         for t in range(len(clip)):
@@ -241,64 +239,6 @@ def build_views(ctx: BakeContext):
             elif view.weight > 0:
                 train.append(view)
     return train, heldout
-
-
-def _scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
-    scale = size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _photo_face_view(ctx: BakeContext, vertices: torch.Tensor, size: int):
-    """The photo's head, cropped square at full photo resolution and resized to the preset's frame size, with
-    the matching crop camera: the fit sees the face sharper than in the whole downscaled photo (identity lives
-    there). None when the head is not in the photo or the photo is no sharper there than the whole view."""
-    from anchorsplat.diffusion.texture import head_density
-    from anchorsplat.gaussians.conventions import project_points
-
-    from .fit import View
-
-    subject = ctx.subject
-    head_faces = head_density(subject.rig, 2.0) > 1.5
-    if not bool(head_faces.any()):
-        return None
-    head = torch.unique(subject.rig.faces[head_faces])
-    xy = project_points(vertices[head], subject.camera)[0]
-    h, w = subject.photo.shape[:2]
-    lo, hi = xy.min(0).values, xy.max(0).values
-    centre, side = (lo + hi) / 2, float((hi - lo).max()) * 1.4
-    if side * 1.5 >= max(w, h) or side < 16:
-        return None
-    x0, y0 = (centre - side / 2).round().long().tolist()
-    side_px = round(side)
-    x0, y0 = max(0, min(x0, w - side_px)), max(0, min(y0, h - side_px))
-    if x0 < 0 or y0 < 0 or side_px > min(w, h):
-        return None
-    crop = subject.photo[y0 : y0 + side_px, x0 : x0 + side_px]
-    mask = subject.mask[y0 : y0 + side_px, x0 : x0 + side_px]
-    image, m = _resized_photo(crop, mask, size)
-    K = subject.camera.Ks.clone()
-    K[:, 0, 2] -= x0
-    K[:, 1, 2] -= y0
-    K[:, :2] *= image.shape[1] / side_px
-    camera = Cameras(subject.camera.T_cam_world, K, image.shape[1], image.shape[0])
-    return View(image, m, vertices, camera, 1.0, True)
-
-
-def _resized_photo(photo: torch.Tensor, mask: torch.Tensor, size: int):
-    import torch.nn.functional as F
-
-    w, h = _scaled_size(photo.shape[1], photo.shape[0], size)
-    image = F.interpolate(photo.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(1, 2, 0)
-    m = F.interpolate(mask[None, None], size=(h, w), mode="area")[0, 0]
-    return image, m
-
-
-def _scaled_camera(camera: Cameras, width: int, height: int, size: int) -> Cameras:
-    w, h = _scaled_size(width, height, size)
-    K = camera.Ks.clone()
-    K[:, 0] *= w / width
-    K[:, 1] *= h / height
-    return Cameras(camera.T_cam_world, K, w, h)
 
 
 def stage_fit(ctx: BakeContext) -> dict:
