@@ -191,7 +191,7 @@ def stage_generate(ctx: BakeContext) -> dict:
 
 
 def stage_score(ctx: BakeContext) -> dict:
-    from .score import score_clips
+    from .score import faces_warning, score_clips
 
     scores = score_clips(ctx.clips, ctx.photo)
     frames = [{"clip": s.clip, "index": s.index, "distance": s.distance, "weight": s.weight} for s in scores]
@@ -202,6 +202,9 @@ def stage_score(ctx: BakeContext) -> dict:
         "mean_distance": float(np.mean(found)) if found else None,
         "dropped": sum(s.weight == 0 for s in scores),
     }
+    warning = faces_warning(len(found), len(scores))
+    if warning is not None:
+        summary["warning"] = warning
     atomic_write_bytes(
         ctx.job.path("score", "scores.json"), json.dumps({"summary": summary, "frames": frames}, indent=1).encode()
     )
@@ -295,6 +298,7 @@ def stage_report(ctx: BakeContext) -> dict:
 
     from .nerfstudio import export_nerfstudio
     from .report import ReportData, write_report
+    from .score import faces_warning, portrait_scores
 
     avatar = load_avatar(ctx.job.path("avatar.anchorsplat"))
     turn = next(c for c in ctx.clips if c.name == "turn")
@@ -326,6 +330,8 @@ def stage_report(ctx: BakeContext) -> dict:
         to_uint8(turn.frames),
         ctx.photo,
         timings,
+        portraits=portrait_scores(avatar, ctx.photo, backend=ctx.job.settings.backend),
+        warning=faces_warning(sum(s["distance"] is not None for s in ctx.scores), len(ctx.scores)),
     )
     write_report(ctx.job.path("report.html"), data)
     if ctx.job.settings.export_dataset:
@@ -378,5 +384,8 @@ def run_bake(
         seconds = time.perf_counter() - start
         job.mark_done(stage, seconds, **info)
         job.log(f"done {stage} in {seconds:.1f} s {json.dumps(info)}")
+        if info.get("warning"):
+            job.log(f"warning: {info['warning']}")
+            echo(f"warning: {info['warning']}")
     echo(f"wrote {job.path('avatar.anchorsplat')} and {job.path('report.html')}")
     return job.path("avatar.anchorsplat")

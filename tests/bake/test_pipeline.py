@@ -89,6 +89,11 @@ def test_bake_end_to_end_resume_force_and_batch(subject_files, tmp_path):
     assert len(metrics["losses"]) == TINY.iterations and math.isfinite(metrics["heldout_psnr"])
     assert metrics["heldout_psnr"] > 12.0  # far above a blank image against the body
     scores = json.loads((job / "score" / "scores.json").read_text())
+    # The synthetic body has no face: the score stage says so in the log, the console and the report, in red.
+    assert scores["summary"]["frames_with_face"] == 0 and "found a face in only 0 of" in scores["summary"]["warning"]
+    assert any(line.startswith("warning: the score stage found a face in only 0") for line in lines)
+    assert "warning: the score stage" in (job / "log.txt").read_text()
+    assert 'class="warning" style="color:#c00' in report and report.count("no face found") == 5
     assert scores["summary"]["frames"] == sum(len(s.motion) for s in load_script(job / "script" / "script.safetensors"))
     transforms = json.loads((job / "dataset" / "transforms.json").read_text())
     assert len(transforms["frames"]) == scores["summary"]["frames"]
