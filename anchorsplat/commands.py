@@ -53,6 +53,7 @@ def _select_frame(motion: Motion, frame: int) -> Motion:
 
 
 def render_command(config: RenderConfig) -> Path:
+    from anchorsplat.bake.views import portrait_cameras
     from anchorsplat.gaussians.render import render
 
     suffix = config.out.suffix.lower()
@@ -77,19 +78,30 @@ def render_command(config: RenderConfig) -> Path:
 
     with torch.no_grad():
         posed_all = pose(gaussians, rig, motion)
-        yaw0 = VIEW_YAWS_DEG[config.view]
+        yaw0 = VIEW_YAWS_DEG.get(config.view, 0.0)
         if turntable and is_video:
             count = max(1, round(config.seconds * config.fps))
             yaws = yaw0 + torch.arange(count, dtype=torch.float32) * (360.0 / count)
         else:
             yaws = torch.tensor([yaw0])
-        cameras = framing_cameras(
-            posed_all.means.reshape(-1, 3).float(), yaws.to(device), width=config.resolution, height=config.resolution
-        )
+        means = posed_all.means.reshape(-1, 3).float()
+        head = _head_position(rig, motion) if config.view == "portrait" else None
+        if head is not None:
+            cameras = portrait_cameras(posed_all.means[0].float(), head.float(), yaws.to(device), config.resolution)
+        else:
+            cameras = framing_cameras(means, yaws.to(device), width=config.resolution, height=config.resolution)
         frames = _render_frames(render, posed_all, cameras, background, config.backend)
         if is_video:  # frames stream into the encoder: a long video never sits in memory
             return write_video(config.out, frames, config.fps if turntable else motion.fps)
         return write_image(config.out, next(frames))
+
+
+def _head_position(rig, motion: Motion) -> torch.Tensor | None:
+    """The head joint of the motion's first frame (None for a rig without one: the whole body is framed)."""
+    from anchorsplat.bake.views import head_position
+    from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+    return head_position(rig, pose_motion_mesh(rig, motion.frame(0)).T_world_joint[0])
 
 
 def _render_frames(render, posed: PosedGaussians, cameras: Cameras, background, backend: str) -> Iterator[np.ndarray]:

@@ -13,7 +13,7 @@ import tyro
 
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["auto", "gsplat", "torch"]
-View = Literal["front", "three-quarter", "left", "back", "right"]
+View = Literal["front", "three-quarter", "left", "back", "right", "portrait"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class RenderConfig:
     out: Path = Path("front.png")
     """Output: an image (.png, .jpg, .webp) or a video (.mp4, .mov, .mkv, .webm)."""
     view: View = "front"
-    """Camera view around the body (it faces +Z; "left" looks at the body's left side)."""
+    """Camera view around the body (it faces +Z; "left" looks at the body's left side); "portrait" frames the
+    head and shoulders from the front (the view to check a bake's face first)."""
     motion: Path | None = None
     """An SMPL-X-format motion .npz (AMASS 'poses'/'trans' or per-part keys). Images show --frame of it."""
     frame: int = 0

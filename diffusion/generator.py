@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras
@@ -30,6 +30,9 @@ class Subject:
     rig: Rig
     motion: Motion
     camera: Cameras
+    parts: Int[Tensor, "H W"] | None = None
+    """Pixel labels of the photo (:data:`.texture.LABEL_BACKGROUND` .. ``LABEL_FACE``: not the person, the
+    person, a hand, the face); None: the mask alone decides what is the person."""
 
 
 @dataclass(frozen=True, eq=False)
