@@ -10,8 +10,10 @@ from anchorsplat.bake.job import Job, JobSettings
 
 
 def test_a_job_resumes_on_another_device_but_not_with_other_settings(tmp_path):
-    Job(tmp_path / "job", JobSettings(photo="p.png", device="cpu")).open()
-    Job(tmp_path / "job", JobSettings(photo="p.png", device="auto")).open()  # same bake, another device
+    for device in ("cpu", "auto"):  # the same bake, opened (and its lock released) on another device
+        job = Job(tmp_path / "job", JobSettings(photo="p.png", device=device))
+        job.open()
+        job.close()
     with pytest.raises(ValueError, match=r"other settings \(seed differ\)"):
         Job(tmp_path / "job", JobSettings(photo="p.png", device="cuda", seed=1)).open()
 
