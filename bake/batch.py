@@ -45,11 +45,11 @@ def gpus_per_task(device: str) -> int:
     return 1 if device.startswith("cuda") else 0
 
 
-def _bake_one(photo: str, out: str, settings: dict, force: str | None) -> SubjectResult:
+def _bake_one(photo: str, out: str, settings: dict, force: str | None, options: dict) -> SubjectResult:
     from .pipeline import run_bake
 
     try:
-        avatar = run_bake(JobSettings(**settings), Path(out), force=force, echo=lambda *_: None)
+        avatar = run_bake(JobSettings(**settings), Path(out), force=force, echo=lambda *_: None, **options)
         return SubjectResult(Path(photo).stem, True, str(avatar))
     except Exception as exc:  # noqa: BLE001 - one subject's failure, whatever it is, must not stop the batch
         return SubjectResult(Path(photo).stem, False, error=f"{type(exc).__name__}: {exc}")
@@ -57,8 +57,10 @@ def _bake_one(photo: str, out: str, settings: dict, force: str | None) -> Subjec
 
 def run_batch(
     folder: Path, out: Path, template: JobSettings, *, ray_address: str | None = None, force: str | None = None,
-    num_cpus: int | None = None, echo=print,
+    num_cpus: int | None = None, echo=print, **bake_options,
 ) -> list[SubjectResult]:  # fmt: skip
+    """Bake every photo of ``folder`` as a Ray task; ``bake_options`` (``rig_path``, ``preset``) go to each
+    :func:`~anchorsplat.bake.pipeline.run_bake` (for tests and experiments)."""
     try:
         import ray
     except ImportError:
@@ -74,7 +76,9 @@ def run_batch(
     try:
         task = ray.remote(num_gpus=gpus, max_retries=0)(_bake_one)
         refs = [
-            task.remote(str(p), str(out / p.stem), asdict(replace(template, photo=str(p.resolve()))), force)
+            task.remote(
+                str(p), str(out / p.stem), asdict(replace(template, photo=str(p.resolve()))), force, bake_options
+            )
             for p in photos
         ]
         results = ray.get(refs)
