@@ -68,8 +68,8 @@ def render_command(config: RenderConfig) -> Path:
         )
     if config.resolution < 16 or config.resolution > 4096:
         raise ValueError(f"--resolution {config.resolution} must be between 16 and 4096")
-    check_number("--fps", config.fps, 0, 240, low_open=True)
-    check_number("--seconds", config.seconds, 0, MAX_SECONDS, low_open=True)
+    check_number("--fps", config.fps, 0.0, 240.0, low_open=True)
+    check_number("--seconds", config.seconds, 0.0, MAX_SECONDS, low_open=True)
     check_background(config.background)
     device = resolve_device(config.device)
     avatar = load_avatar(config.avatar)
