@@ -131,11 +131,10 @@ def quiet_third_party(verbose: bool) -> Iterator[None]:
             yield
     finally:
         logging.disable(logging.NOTSET)
-        if saved_fd is not None:
+        if saved_fd is not None:  # saved_fd stays open: progress bars may still hold the stream made on it
             sys.stderr.flush()
             os.dup2(saved_fd, 2)
             sys.stderr = saved_stderr
-            os.close(saved_fd)
 
 
 def _error(message: str, code: int = 2) -> SystemExit:

@@ -93,7 +93,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as exc:
-        if exc.filename is not None and Path(exc.filename) == tmp:
+        if exc.filename is None or Path(exc.filename) == tmp:
             raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
     finally:

@@ -11,6 +11,7 @@ file's channels of the same name (:func:`~.channels.combine_motion`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -253,7 +254,10 @@ def play(
         total = max(1, round(len(body) / body.fps * fps))
     bar = _progress(total, progress)
     audio_track = None if sound is None else sound.samples
-    with VideoSink(out, fps, audio=audio_track, sample_rate=SAMPLE_RATE, streamed_audio=streamed) as sink:
+    with (
+        contextlib.closing(bar),
+        VideoSink(out, fps, audio=audio_track, sample_rate=SAMPLE_RATE, streamed_audio=streamed) as sink,
+    ):
         if streamed:
             received = [0]
 
@@ -271,7 +275,6 @@ def play(
             for frame in iter_frames(player, sound, total):
                 sink.write(frame.rgb)
                 bar.update(1)
-    bar.close()
     return out
 
 
