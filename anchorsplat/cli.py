@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     description = "Photo -> rigged, audio-driven Gaussian avatar."
     config = tyro.cli(Command, args=argv, prog="anchorsplat", description=description)
     try:
+        from anchorsplat.threads import apply_thread_policy
+
+        apply_thread_policy(getattr(config, "threads", None))  # before any command imports torch
         run(config)
     except (ValueError, NotYetAvailable, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         print(f"anchorsplat: error: {exc}", file=sys.stderr)
