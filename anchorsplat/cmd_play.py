@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anchorsplat.gaussians.video import VIDEO_SUFFIXES
+from anchorsplat.gaussians.video import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from anchorsplat.configs import PlayConfig
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac")
 
 
 def reference_pairs(paths: tuple[Path, ...]) -> list[tuple[Path, Path]]:

@@ -1,7 +1,6 @@
-"""Stage 1a: read the photo and find the one person in it.
+"""Stage 1a: find the one person in the photo (read by :func:`.photo.load_photo`).
 
-:func:`load_photo` turns any image file Pillow reads into an upright ``uint8 H W 3`` RGB array of at most
-:data:`MAX_LONG_SIDE` pixels. :func:`detect_person` runs three detectors on it:
+:func:`detect_person` runs three detectors on it:
 
 - mediapipe Pose (BlazePose "full", the model mediapipe 0.10.14 ships): 33 landmarks with visibility, metric
   world landmarks, and the person's segmentation mask. It finds at most one person.
@@ -19,13 +18,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float, UInt8
 
-MIN_SHORT_SIDE = 128
-MAX_LONG_SIDE = 1024
+from .photo import Box, check_image
+
 COMPARABLE_FACE = 0.5
 """Another face counts as another person when its width is at least this fraction of the subject's face."""
 VISIBLE = 0.5
@@ -39,9 +37,6 @@ POSE_LANDMARK_NAMES: tuple[str, ...] = (
     "left_heel", "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
 """mediapipe Pose's landmarks; "left" is the person's left (it appears on the image's right in a front view)."""
-
-Box = tuple[int | float, int | float, int | float, int | float]
-"""left, top, right, bottom in pixels."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +54,7 @@ class Detections:
         face_box: dlib's box of the subject's face (left, top, right, bottom), None when dlib found none.
         face_landmarks_68: dlib's 68 landmarks (iBUG 300-W order) in ``face_box``, None with it.
         num_people: people found (always 1: more raise in :func:`detect_person`).
+        face_mesh_z: FaceMesh's relative depth of each landmark (pixels, away from the camera; None without it).
     """
 
     width: int
@@ -71,6 +67,7 @@ class Detections:
     face_box: Box | None
     face_landmarks_68: Float[np.ndarray, "68 2"] | None
     num_people: int
+    face_mesh_z: Float[np.ndarray, "478"] | None = None
 
     def visible(self, name: str) -> bool:
         """Whether a pose landmark is visible and inside the image."""
@@ -82,79 +79,6 @@ class Detections:
     def framing(self) -> str:
         """``"full_body"`` when a hip is visible, else ``"portrait"`` (head and shoulders)."""
         return "full_body" if self.visible("left_hip") or self.visible("right_hip") else "portrait"
-
-
-# --- photo --------------------------------------------------------------------------------------------------------
-
-
-def load_photo(path: str | Path, *, max_long_side: int = MAX_LONG_SIDE) -> UInt8[np.ndarray, "H W 3"]:
-    """Read a photo as upright 8-bit RGB: EXIF orientation applied, grayscale/palette/16-bit/float converted,
-    transparency composited onto white, downscaled so the long side is at most ``max_long_side``.
-
-    Raises:
-        ValueError: a missing file, a file that is not an image, a truncated image, or one under 128 px.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    hint = "pass a JPEG or PNG photo of one person"
-    if not path.is_file():
-        raise ValueError(f"photo {path} does not exist: {hint}")
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (max_long_side, max_long_side))  # JPEG: decode at a reduced scale directly
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb8(img)
-    except UnidentifiedImageError:
-        raise ValueError(f"photo {path} is not an image Pillow can read: {hint}") from None
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"photo {path} is too large to decode safely ({exc}): downscale it first") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"photo {path} is truncated or corrupt ({exc}): re-export or re-download it") from None
-    h, w = rgb.shape[:2]
-    if max(h, w) > max_long_side:
-        scale = max_long_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
-    check_image(rgb, what=f"photo {path}")
-    return np.ascontiguousarray(rgb)
-
-
-def _to_rgb8(img) -> np.ndarray:
-    """Any Pillow mode -> uint8 RGB; high-bit-depth modes are rescaled, not clipped."""
-    from PIL import Image
-
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        values = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
-        if img.mode == "F":
-            top = max(float(values.max()), 1.0) if values.max() > 1.0 else 1.0
-        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    return np.asarray(img.convert("RGB"))
-
-
-def check_rgb8(image: np.ndarray, *, what: str = "image") -> None:
-    """Raise a TypeError unless ``image`` is a uint8 H x W x 3 array."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        desc = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise TypeError(f"{what} must be a uint8 H x W x 3 RGB array, got a {desc}: read files with load_photo")
-
-
-def check_image(image: np.ndarray, *, what: str = "image") -> None:
-    """Raise a one-line error unless ``image`` is a usable uint8 H x W x 3 photo of at least 128 px."""
-    check_rgb8(image, what=what)
-    h, w = image.shape[:2]
-    if min(h, w) < MIN_SHORT_SIDE:
-        raise ValueError(
-            f"{what} is too small ({w} x {h} px): the person detector needs at least {MIN_SHORT_SIDE} px on the "
-            "short side; use a larger photo"
-        )
 
 
 # --- detectors (loaded once; mediapipe graphs are not re-entrant, so calls are serialised) ------------------------
@@ -180,8 +104,9 @@ def _mediapipe():
 
 
 def _mesh_points(result, width: int, height: int) -> list[np.ndarray]:
+    """FaceMesh's landmarks in pixels: x, y and the relative depth z (away from the camera, in x's scale)."""
     return [
-        np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float32)
+        np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float32)
         for face in (result.multi_face_landmarks or [])
     ]
 
@@ -199,8 +124,8 @@ def _mesh_in_crop(image: np.ndarray, box: Box) -> np.ndarray | None:
     found = _mesh_points(crop_mesh.process(crop), x1 - x0, y1 - y0)
     if not found:
         return None
-    points = found[0] + np.array([x0, y0], dtype=np.float32)
-    return points if _inside(points.mean(0), box) else None
+    points = found[0] + np.array([x0, y0, 0.0], dtype=np.float32)
+    return points if _inside(points[:, :2].mean(0), box) else None
 
 
 def _inside(xy: np.ndarray, box: Box) -> bool:
@@ -221,7 +146,7 @@ def _same_face(a: Box, b: Box) -> bool:
 
 
 def _box_of(points: np.ndarray) -> Box:
-    lo, hi = points.min(0), points.max(0)
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
@@ -299,7 +224,8 @@ def detect_person(image: UInt8[np.ndarray, "H W 3"]) -> Detections:
         landmarks = dlib_landmarks(image, subject.dlib_box)
     return Detections(
         width=w, height=h, pose_xy=pose_xy, pose_visibility=visibility, pose_world=world, mask=mask,
-        face_mesh_xy=None if subject is None else subject.mesh,
+        face_mesh_xy=None if subject is None or subject.mesh is None else subject.mesh[:, :2].copy(),
+        face_mesh_z=None if subject is None or subject.mesh is None else subject.mesh[:, 2].copy(),
         face_box=None if subject is None else subject.dlib_box,
         face_landmarks_68=landmarks, num_people=num_people,
     )  # fmt: skip

@@ -17,7 +17,6 @@ nothing back per step: the losses are gathered every ``log_every`` steps.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,16 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.fileio import FileFormat, read_torch, write_torch
 from anchorsplat.gaussians.render import render
 from anchorsplat.gaussians.rig import Rig
 from anchorsplat.gaussians.rigged import RiggedGaussians, pose_from_vertices
 
 from .losses import psnr, ssim
+
+CHECKPOINT_FILE = FileFormat(
+    "anchorsplat.fit-checkpoint", 1, "fit checkpoint", "rerun the bake with --force fit (the fit starts over)"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,11 +184,9 @@ def _save_checkpoint(path: Path, params: AvatarParams, opt, iteration: int, resu
     state = {
         "params": {k: v.detach().clone() for k, v in params.state_dict().items()}, "optimizer": opt.state_dict(),
         "iteration": iteration, "losses": result.losses, "counts": result.counts, "rng": rng.get_state(),
-        "grad_acc": acc, "format": "anchorsplat.fit-checkpoint", "version": 1,
+        "grad_acc": acc,
     }  # fmt: skip
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_torch(path, CHECKPOINT_FILE, state)
 
 
 def fit_avatar(
@@ -205,7 +207,7 @@ def fit_avatar(
     opt = params.optimizer()
     acc = torch.zeros(len(init), device=device)
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False, map_location="cpu")  # a checkpoint from any device
+        state = read_torch(checkpoint, CHECKPOINT_FILE)  # loaded on the CPU: a checkpoint from any device
         params = AvatarParams.from_state(state["params"]).to(device)
         opt = params.optimizer()
         opt.load_state_dict(state["optimizer"])  # moves the moments to the parameters' device

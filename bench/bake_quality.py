@@ -101,10 +101,10 @@ def compare(gt: Avatar, candidates: dict[str, Avatar], size: int) -> dict[str, d
 def identity_of(job: Path, photo: Path) -> dict[str, float | None]:
     """dlib distances between the photo and the baked avatar: rendered from the photo's fitted camera and pose,
     and from new head-framed cameras at yaws -30..30 degrees in the rest pose (views the fit never saw)."""
-    from anchorsplat.bake.detect import load_photo
     from anchorsplat.bake.identity import face_embedding, identity_distance
+    from anchorsplat.bake.photo import load_photo
     from anchorsplat.bake.subject import load_subject
-    from anchorsplat.diffusion.proxy import head_density
+    from anchorsplat.diffusion.texture import head_density
 
     fit = load_subject(job / "subject" / "subject.json")
     avatar = load_avatar(job / "avatar.anchorsplat")

@@ -46,9 +46,10 @@ from .sampler import Conditioning, generate_chunked, generate_shift_fusion, sigm
 @dataclass(frozen=True)
 class AnchoredConfig:
     width: int = 832
-    """Generation width in pixels (multiple of 16); frames are resized to each clip camera's size."""
+    """With ``height``, the generation area in pixels (832 x 480, Wan's 480p); each clip is generated at its
+    cameras' aspect ratio with about this many pixels, then resized to the cameras' size."""
     height: int = 480
-    """Generation height in pixels (multiple of 16)."""
+    """See ``width``."""
     steps: int = 30
     """Flow-matching Euler steps."""
     flow_shift: float = 5.0
@@ -96,10 +97,17 @@ class AnchoredGenerator:
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
 
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) to generate a ``width x height`` camera at: its aspect, the config's area."""
+        _, spatial = vae_factors(self.vae)
+        multiple = spatial * self.transformer.config.patch_size[1]
+        return generation_size(width, height, self.config.width * self.config.height, multiple)
+
     def encode_image(self, image: Float[Tensor, "H W 3"]) -> Tensor:
-        cfg = self.config
-        img = F.interpolate(image.permute(2, 0, 1)[None].float(), (cfg.height, cfg.width), mode="bilinear",
-                            antialias=True, align_corners=False)[0].permute(1, 2, 0)  # fmt: skip
+        """An anchor image at its own aspect ratio (anchor tokens carry their own RoPE grid)."""
+        w, h = self.size_for(image.shape[1], image.shape[0])
+        img = F.interpolate(image.permute(2, 0, 1)[None].float(), (h, w), mode="bilinear", antialias=True,
+                            align_corners=False)[0].permute(1, 2, 0)  # fmt: skip
         return encode_video(self.vae, img[None].to(self.device))
 
     def encode_anchors(self, anchors: Anchors, keyframe: Tensor | None = None) -> AnchorLatents:
@@ -117,10 +125,12 @@ class AnchoredGenerator:
             from .proxy import ProxyGenerator
 
             init = ProxyGenerator().generate(subject, script, anchors)
-        return [
-            self.generate_clip(subject.rig, spec, latents, init=None if init is None else init[i].frames)
-            for i, spec in enumerate(script)
-        ]
+        clips = []
+        for i, spec in enumerate(script):
+            audio, rate = (None, 16000) if spec.audio is None else (spec.audio.waveforms, spec.audio.sample_rate)
+            frames = None if init is None else init[i].frames
+            clips.append(self.generate_clip(subject.rig, spec, latents, audio, rate, init=frames))
+        return clips
 
     def generate_clip(
         self, rig: Rig, spec: ClipSpec, anchors: AnchorLatents, audio: Tensor | None = None,
@@ -140,11 +150,12 @@ class AnchoredGenerator:
         t_pad = temporal * -(-(t - 1) // temporal) + 1
         idx = torch.arange(t_pad).clamp_max(t - 1)
         motion = _frames(spec.motion, idx)
-        sx, sy = cfg.width / spec.cameras.width, cfg.height / spec.cameras.height
+        width, height = self.size_for(spec.cameras.width, spec.cameras.height)
+        sx, sy = width / spec.cameras.width, height / spec.cameras.height
         Ks = spec.cameras.Ks[idx.clamp_max(len(spec.cameras) - 1)].clone()
         Ks[:, 0] *= sx
         Ks[:, 1] *= sy
-        cams = Cameras(spec.cameras.T_cam_world[idx.clamp_max(len(spec.cameras) - 1)], Ks, cfg.width, cfg.height)
+        cams = Cameras(spec.cameras.T_cam_world[idx.clamp_max(len(spec.cameras) - 1)], Ks, width, height)
         maps = render_body_maps(rig, motion, cams)
         dev, dtype = self.device, self.prompt.dtype
         pose = to_latent_grid(maps.stacked(), temporal, spatial)[None].to(dev, dtype)
@@ -159,7 +170,7 @@ class AnchoredGenerator:
         n = pose.shape[2]
         c = self.transformer.config.out_channels
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-        noise = torch.randn(1, c, n, cfg.height // spatial, cfg.width // spatial, generator=gen).to(dev, dtype)
+        noise = torch.randn(1, c, n, height // spatial, width // spatial, generator=gen).to(dev, dtype)
 
         def anchor_fn(window_frames: int):
             return window_anchors(anchors, cfg.layout, window_frames, cfg.lookahead, cfg.content_anchors)
@@ -168,7 +179,7 @@ class AnchoredGenerator:
         init_latents, start = None, 1.0
         if init is not None:
             strength = cfg.refine_strength if cfg.refine_strength is not None else 0.6
-            frames = F.interpolate(init[idx].permute(0, 3, 1, 2).float(), (cfg.height, cfg.width), mode="bilinear",
+            frames = F.interpolate(init[idx].permute(0, 3, 1, 2).float(), (height, width), mode="bilinear",
                                    align_corners=False).permute(0, 2, 3, 1)  # fmt: skip
             init_latents, start = encode_video(self.vae, frames.to(dev)).to(dtype), strength
         sigmas = sigma_schedule(cfg.steps, cfg.flow_shift, start)
@@ -183,6 +194,15 @@ class AnchoredGenerator:
         frames = F.interpolate(video.permute(0, 3, 1, 2), size, mode="bilinear", antialias=True, align_corners=False)
         masks = F.interpolate(maps.mask[:t, None], size, mode="bilinear", align_corners=False)[:, 0]
         return Clip(spec.name, frames.permute(0, 2, 3, 1).clamp(0, 1).contiguous(), masks, spec.motion, spec.cameras)
+
+
+def generation_size(width: int, height: int, area: int, multiple: int) -> tuple[int, int]:
+    """The (width, height) with the aspect of ``width x height`` and about ``area`` pixels, each a multiple of
+    ``multiple`` (VAE factor x patch size) and at least one multiple."""
+    aspect = width / height
+    w = max(multiple, round((area * aspect) ** 0.5 / multiple) * multiple)
+    h = max(multiple, round((area / aspect) ** 0.5 / multiple) * multiple)
+    return int(w), int(h)
 
 
 def _frames(motion: Motion, idx: Tensor) -> Motion:

@@ -82,9 +82,10 @@ class AudioCrossAttention(nn.Module):
             ctx = audio[:, k].reshape(b * frames, a, d)
             key = self.norm_k(self.to_k(ctx)).view(b * frames, a, h, d // h).transpose(1, 2)
             val = self.to_v(ctx).view(b * frames, a, h, d // h).transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, key, val).transpose(1, 2).reshape(b, length, d)
+            o = self.to_out(F.scaled_dot_product_attention(q, key, val).transpose(1, 2).reshape(b, length, d))
+            # gate after the output projection (bias included): a token outside every face mask gets exactly 0
             out = out + (o if gates is None else o * gates[:, k, :, None].to(o.dtype))
-        return self.to_out(out)
+        return out
 
 
 def _modulate(x: Tensor, norm: nn.Module, mods: list[tuple[Tensor, Tensor]], segments: list[tuple[int, int, int]]):

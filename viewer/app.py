@@ -22,7 +22,8 @@ from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import load_motion
 
 from .playback import MAX_AUDIO_SECONDS, MAX_UPLOAD_BYTES
-from .session import MODES, ClientSession, LoadedAvatar
+from .session import ClientSession
+from .state import MODES, LoadedAvatar, ViewerContext
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class ViewerApp:
         self.face_model, self.model_name = load_face_model_or_baseline(settings.model)
         self.initial_audio = None if settings.audio is None else _checked_audio(settings.audio)
         self.initial_motion = None if settings.motion is None else load_motion(settings.motion)
+        self.context = ViewerContext(settings, self.device, self.face_model, self.initial_audio, self.initial_motion)
         port = settings.port or free_port(settings.host)
         if _port_in_use(settings.host, port):
             raise ValueError(f"port {port} on {settings.host} is in use: pass another --port (or 0 for any free one)")
@@ -147,7 +149,7 @@ class ViewerApp:
         camera.fov = float(np.radians(30.0))
 
     def _connect(self, client) -> None:
-        session = ClientSession(self, client, self.avatar)
+        session = ClientSession(self.context, client, self.avatar)
         with self._lock:
             self.sessions[client.client_id] = session
 

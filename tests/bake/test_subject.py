@@ -9,17 +9,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections, load_photo
-from anchorsplat.bake.subject import (
-    R_CAM_WORLD,
-    SubjectFit,
-    body_joint_ids,
-    face_landmark_vertices,
-    fit_subject,
-    load_subject,
-    mask_path_for,
-    save_subject,
-)
+from anchorsplat.bake.bodyfit import fit_subject
+from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections
+from anchorsplat.bake.landmarks import body_joint_ids, face_landmark_vertices
+from anchorsplat.bake.photo import load_photo
+from anchorsplat.bake.subject import R_CAM_WORLD, SubjectFit, load_subject, mask_path_for, save_subject
 from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras, axis_angle_to_matrix, matrix_to_axis_angle, project_points
 from anchorsplat.gaussians.io import load_rig
@@ -212,7 +206,7 @@ def _synthetic_photo(rig: Rig, yaw_deg: float, roll_deg: float, width: int = 384
     mesh = None
     face_vertices = face_landmark_vertices(rig)
     if face_vertices:
-        from anchorsplat.bake.subject import FACE_KEYPOINTS
+        from anchorsplat.bake.landmarks import FACE_KEYPOINTS
 
         mesh = np.zeros((478, 2), np.float32)
         vertices_xy = project_points(posed.vertices[0], camera)[0]
