@@ -178,7 +178,7 @@ def stage_subject(ctx: BakeContext) -> dict:
         fit = load_subject(Path(settings.subject_params))
         check_subject_for(fit, photo, ctx.base_rig)
     else:
-        fit = fit_subject(photo, ctx.base_rig)
+        fit = to_device(fit_subject(photo, ctx.base_rig.to(ctx.device)), "cpu")
     save_subject(ctx.job.path("subject", "subject.json"), fit)
     return {"framing": getattr(fit, "framing", "unknown")}
 
