@@ -200,7 +200,7 @@ def fit_targets(
     head_id = next((rig32.joint_names.index(n) for n in HEAD_JOINTS if n in rig32.joint_names), None)
     if head is not None and head_id is not None:
         with torch.no_grad():
-            rest = motion_to_rig(Motion.zeros(1), rig32)
+            rest = motion_to_rig(Motion.zeros(1, device=device), rig32)
             R_rest_head = pose_mesh(rig32, rest.joint_rotations, rest.root_translation).T_world_joint[
                 0, head_id, :3, :3
             ]
