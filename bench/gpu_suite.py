@@ -8,6 +8,8 @@
 Sections, in order (each one's failure is reported in its own field; the others still run):
 - ``gsplat_first_use_s``: the first ``gsplat.rasterization`` call (its JIT compile unless cached);
 - ``gpu_tests``: ``pytest -m gpu`` (gsplat against the torch renderer: images and gradients);
+- ``backends``: the same comparison on the shipped body, as figures: the largest pixel difference (target
+  <= 1e-3) and the gradients' cosine;
 - ``play``: the live player (audio -> motion -> pose -> render -> host) on 100k Gaussians at 1024^2, frames per
   second and audio-to-frame latency, with bare ``gsplat.rasterization`` of the same posed splats at the same
   size in the same run: ``play_over_bare`` is the ratio of frame times (target <= 1.5);
@@ -89,7 +91,7 @@ def gsplat_first_use(device: torch.device) -> float:
 
 def gpu_tests(dry_run: bool) -> dict:
     """``pytest -m gpu``; a dry run only collects them (there is no GPU to run them on)."""
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests/gaussians"]
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests"]
     if dry_run:
         command.append("--collect-only")
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -99,6 +101,42 @@ def gpu_tests(dry_run: bool) -> dict:
         found = re.search(r"(\d+)(?:/\d+)? tests? collected", tail)
         counts["collected"] = int(found.group(1)) if found else 0
     return {"exit_code": done.returncode, "summary": tail, **counts}
+
+
+def backends(device: torch.device, dry_run: bool) -> dict:
+    """gsplat against the torch renderer on the shipped body (20k Gaussians, 256^2): the largest pixel
+    difference (target <= 1e-3) and the cosine of their gradients. A dry run compares torch with itself."""
+    from anchorsplat.gaussians.assets import asset_path
+    from anchorsplat.gaussians.conventions import framing_cameras
+    from anchorsplat.gaussians.io import load_avatar
+    from anchorsplat.gaussians.motion import Motion
+    from anchorsplat.gaussians.render import render
+    from anchorsplat.gaussians.rigged import PosedGaussians, pose
+
+    size, resolution = (1500, 48) if dry_run else (20_000, 256)
+    avatar = _bench_module("play").sized(load_avatar(asset_path("body.anchorsplat")), size)
+    with torch.no_grad():
+        posed = pose(avatar.gaussians.to(device), avatar.rig.to(device), Motion.zeros(1, device=device))
+    cams = framing_cameras(posed.means[0], torch.tensor([0.0, 35.0], device=device), width=resolution,
+                           height=resolution)  # fmt: skip
+    background = torch.ones(3, device=device)
+    outs, grads = {}, {}
+    for backend in ("torch", "torch" if dry_run else "gsplat"):
+        leaves = [t.detach().clone().requires_grad_(True) for t in (posed.means, posed.quats_wxyz, posed.scales,
+                                                                     posed.opacities, posed.sh_coeffs)]  # fmt: skip
+        out = render(PosedGaussians(*leaves), cams, backend=backend, background=background)
+        weights = torch.rand(out.rgb.shape, generator=torch.Generator(device=device).manual_seed(0), device=device)
+        (out.rgb * weights).sum().backward()
+        outs[out.backend], grads[out.backend] = out, [leaves[i].grad for i in (0, 3, 4)]
+    a, b = outs["torch"], outs["torch" if dry_run else "gsplat"]
+    cosine = [float(torch.nn.functional.cosine_similarity(x.flatten(), y.flatten(), dim=0))
+              for x, y in zip(grads["torch"], grads[b.backend], strict=True)]  # fmt: skip
+    return {
+        "gaussians": size, "resolution": resolution, "compared": f"torch vs {b.backend}",
+        "max_abs_rgb_diff": float((a.rgb - b.rgb).abs().max()),
+        "max_abs_alpha_diff": float((a.alpha - b.alpha).abs().max()),
+        "grad_cosine_means_opacity_sh": [round(c, 5) for c in cosine],
+    }  # fmt: skip
 
 
 def play(device: torch.device, dry_run: bool) -> dict:
@@ -179,7 +217,7 @@ def bake(device: torch.device, dry_run: bool) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="toy sizes on the CPU (checks the script)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["tests", "play", "bake"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tests", "backends", "play", "bake"])
     args = parser.parse_args(argv)
     if args.dry_run:
         device = torch.device("cpu")
@@ -199,6 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     if "tests" not in args.skip:
         with Section(report, "gpu_tests", device) as out:
             out.update(gpu_tests(args.dry_run))
+    if "backends" not in args.skip:
+        with Section(report, "backends", device) as out:
+            out.update(backends(device, args.dry_run))
     if "play" not in args.skip:
         with Section(report, "play", device) as out:
             out.update(play(device, args.dry_run))
