@@ -238,7 +238,7 @@ def fit_avatar(
         pending.append(loss.detach())
         result.counts.append(len(params.face_ids))
         if on_step is not None:  # a caller that wants every step's loss pays a read-back per step
-            on_step(it, float(loss))
+            on_step(it, float(loss.detach()))
         step = it + 1
         saving = checkpoint is not None and (step % settings.checkpoint_every == 0 or step == settings.iterations)
         if saving or step % settings.log_every == 0 or step == settings.iterations:

@@ -178,7 +178,7 @@ def stage_subject(ctx: BakeContext) -> dict:
         fit = load_subject(Path(settings.subject_params))
         check_subject_for(fit, photo, ctx.base_rig)
     else:
-        fit = fit_subject(photo, ctx.base_rig)
+        fit = to_device(fit_subject(photo, ctx.base_rig.to(ctx.device)), "cpu")
     save_subject(ctx.job.path("subject", "subject.json"), fit)
     return {"framing": getattr(fit, "framing", "unknown")}
 
@@ -379,7 +379,11 @@ def run_bake(
     numbers (for tests and experiments; the job's config still records the name)."""
     if preset is None and settings.preset not in PRESETS:
         raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
-    resolve_device(settings.device)  # a device this machine lacks is refused before any job folder is made
+    # a device this machine lacks, or gsplat off CUDA, is refused before any job folder is made
+    if settings.backend == "gsplat" and resolve_device(settings.device).type != "cuda":
+        raise ValueError("--backend gsplat renders on CUDA only: use --device cuda (or auto on a GPU machine), "
+                         "or --backend torch / auto")  # fmt: skip
+    resolve_device(settings.device)
     if settings.subject_params is None and not Path(settings.photo).exists():
         raise ValueError(f"photo {settings.photo} does not exist")
     from .photo import load_photo

@@ -113,14 +113,14 @@ def portrait_scores(
 
     reference = face_embedding(photo)
     rig = avatar.rig
-    motion = Motion.zeros(1, dtype=rig.vertices_rest.dtype)
+    motion = Motion.zeros(1, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device)
     out = []
     with torch.no_grad():
         posed = pose(avatar.gaussians, rig, motion)
         head = head_position(rig, pose_motion_mesh(rig, motion).T_world_joint[0])
         means = posed.means[0].float()
         head = means.mean(0) if head is None else head.float()
-        cameras = portrait_cameras(means, head, torch.tensor(yaws_deg), size)
+        cameras = portrait_cameras(means, head, torch.tensor(yaws_deg, device=means.device), size)
         for i, yaw in enumerate(yaws_deg):
             background = torch.ones(3, dtype=means.dtype, device=means.device)
             image = to_uint8(render(posed, cameras[i], backend=backend, background=background).rgb[0, 0])

@@ -12,15 +12,16 @@ from importlib.resources import files
 from pathlib import Path
 
 
-def _package_dir(package: str) -> Path:
+def package_data(package: str, *parts: str) -> Path:
+    """A data file shipped inside an anchorsplat package, e.g. ``package_data("anchorsplat.viewer", "web")``."""
     # pip installs wheels unzipped, so the package's resources are real files with real paths
-    return Path(str(files(package)))
+    return Path(str(files(package))).joinpath(*parts)
 
 
 def assets_dir() -> Path:
     """The folder of the shipped assets."""
     try:
-        return _package_dir("anchorsplat.assets")
+        return package_data("anchorsplat.assets")
     except ModuleNotFoundError:
         # an editable install made before assets/ became a package (reinstall with `pip install -e .` to drop
         # this): the checkout's own folder
@@ -34,4 +35,4 @@ def asset_path(*parts: str) -> Path:
 
 def web_dir() -> Path:
     """The web player's page and script (``index.html``, ``player.js``)."""
-    return _package_dir("anchorsplat.gaussians") / "web"
+    return package_data("anchorsplat.gaussians", "web")

@@ -89,3 +89,17 @@ def test_the_player_follows_its_inputs_device(model):
         player = StreamingPlayer(avatar, resolution=24, fps=10.0, model=face_model, view="face", device="cpu")
         frames = list(iter_frames(player, Audio(speech, 16000), 3))
     assert [f.index for f in frames] == [0, 1, 2]
+
+
+def test_the_reports_portrait_renders_follow_the_avatars_device():
+    import numpy as np
+
+    from anchorsplat.bake.score import portrait_scores
+    from anchorsplat.gaussians.io import Avatar
+
+    rig = synthetic_rig()
+    avatar = Avatar(rig, bind_to_surface(rig, 100, generator=torch.Generator().manual_seed(0)))
+    photo = np.full((64, 64, 3), 200, np.uint8)
+    with DeviceGuard("cpu"):
+        scores = portrait_scores(avatar, photo, yaws_deg=(0.0, 30.0), size=32, backend="torch")
+    assert [s.yaw_deg for s in scores] == [0.0, 30.0] and scores[0].image.shape == (32, 32, 3)

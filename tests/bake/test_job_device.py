@@ -10,12 +10,17 @@ from anchorsplat.bake.job import Job, JobSettings
 
 
 def test_a_job_resumes_on_another_device_but_not_with_other_settings(tmp_path):
-    for device in ("cpu", "auto"):  # the same bake, opened (and its lock released) on another device
-        job = Job(tmp_path / "job", JobSettings(photo="p.png", device=device))
-        job.open()
-        job.close()
+    def reopen(**settings) -> None:
+        job = Job(tmp_path / "job", JobSettings(photo="p.png", **settings))
+        try:
+            job.open()
+        finally:
+            job.close()
+
+    reopen(device="cpu")
+    reopen(device="auto")  # the same bake, on another device
     with pytest.raises(ValueError, match=r"other settings \(seed differ\)"):
-        Job(tmp_path / "job", JobSettings(photo="p.png", device="cuda", seed=1)).open()
+        reopen(device="cuda", seed=1)
 
 
 def test_gpus_per_task(monkeypatch):
@@ -31,4 +36,6 @@ def test_bake_refuses_a_missing_cuda_before_making_the_job(tmp_path, monkeypatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="no CUDA device is available"):
         run_bake(JobSettings(photo=str(tmp_path / "p.png"), device="cuda"), tmp_path / "job")
+    with pytest.raises(ValueError, match="--backend gsplat renders on CUDA only: use --device cuda"):
+        run_bake(JobSettings(photo=str(tmp_path / "p.png"), backend="gsplat", device="auto"), tmp_path / "job")
     assert not (tmp_path / "job").exists()

