@@ -91,6 +91,7 @@ def _check(config: ExportConfig, out: Path) -> None:
     if fmt == "obj" and config.splats == "only":
         raise ValueError("--splats only does not go with --format obj (OBJ holds meshes): use --format ply or glb")
     if fmt in ("glb", "obj") and config.splats != "only":
+        _require_mesh_tools()
         from anchorsplat.export.surface import SurfaceOptions, check_options
 
         check_options(
@@ -105,8 +106,21 @@ def _check(config: ExportConfig, out: Path) -> None:
             raise ValueError("--out must not be the folder that holds the --audio file")
 
 
+def _require_mesh_tools() -> None:
+    import importlib.util
+
+    missing = [m for m in ("open3d", "trimesh", "xatlas", "scipy") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"the surface export needs {', '.join(missing)}: pip install 'anchorsplat[export]' "
+            "(or export the splats alone with --splats only)"
+        )
+
+
 def _surface(avatar: Avatar, config: ExportConfig):
     from anchorsplat.export.surface import StageTimes, SurfaceOptions, extract_surface
+
+    _require_mesh_tools()
 
     options = SurfaceOptions(
         max_triangles=config.max_triangles,

@@ -1,11 +1,12 @@
 """A clothed surface from the Gaussians: RGB-D renders of the rest pose fused with open3d's TSDF, cleaned, decimated.
 
 The avatar is rendered (colour, alpha and expected depth) from cameras on rings around its bounding box plus one
-above and one below. Pixels the splats cover (alpha >= ``alpha_min``) give their depth; the others give a depth
-beyond the volume, which carves the space they look through, so the surface stays inside every silhouette, and
-hair or loose clothing volume is kept where the body mesh has none. open3d's ``ScalableTSDFVolume`` fuses the depth maps (voxel size and truncation from
-the avatar's size), marching cubes extracts the mesh, small floating pieces are dropped, and quadric
-decimation brings it to the triangle budget.
+above and one below, and the same around its head. Pixels the splats cover (alpha >= ``alpha_min``) give their
+depth; the others give a depth beyond the volume, which carves the space they look through, so the surface stays
+inside every silhouette, and hair or loose clothing volume is kept where the body mesh has none. open3d's
+``UniformTSDFVolume`` fuses the depth maps (voxel size and a thin truncation band from the render resolution),
+marching cubes extracts the mesh, small floating pieces are dropped, and quadric decimation brings it to the
+triangle budget.
 """
 
 from __future__ import annotations
@@ -70,6 +71,27 @@ def surround_cameras(
     f = 0.5 * resolution / math.tan(fov / 2)
     K = torch.tensor([[f, 0, resolution / 2], [0, f, resolution / 2], [0, 0, 1]], dtype=points.dtype)
     return Cameras(T, K.to(points.device).expand(len(T), 3, 3).clone(), resolution, resolution)
+
+
+def head_points(points: Float[Tensor, "N 3"], head: Float[Tensor, "3"], radius: float = 0.2) -> Float[Tensor, "M 3"]:
+    """The points within ``radius`` of the head joint and above its lowest point (chin to hair): what the
+    close-up cameras frame."""
+    return points[(points - head).norm(dim=-1) < radius]
+
+
+def view_cameras(points: Float[Tensor, "N 3"], resolution: int, head: Float[Tensor, "3"] | None) -> Cameras:
+    """The body ring cameras, plus the same rig of cameras framing the head when the rig has a head joint: the
+    face gets about eight times the pixels, and the texture its detail (the bake prefers the closer views)."""
+    cameras = surround_cameras(points, resolution)
+    if head is None:
+        return cameras
+    near = head_points(points, head)
+    if len(near) < 16:
+        return cameras
+    close = surround_cameras(near, resolution, yaws=8, pitches_deg=(-25.0, 0.0, 25.0))
+    return Cameras(
+        torch.cat([cameras.T_cam_world, close.T_cam_world]), torch.cat([cameras.Ks, close.Ks]), resolution, resolution
+    )
 
 
 def render_views(posed: PosedGaussians, cameras: Cameras, backend: Backend = "auto", chunk: int = 4) -> RGBDViews:

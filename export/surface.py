@@ -1,6 +1,6 @@
 """The whole surface pipeline: an avatar -> a textured surface skinned to its rig (:class:`SkinnedSurface`).
 
-Render the rest pose (RGB-D) from cameras around it, fuse with a TSDF, clean and decimate
+Render the rest pose (RGB-D) from cameras around it and around its head, fuse with a TSDF, clean and decimate
 (:mod:`.extract`), unwrap with xatlas and bake the texture from the same renders (:mod:`.texture`), and transfer
 skinning and expressions from the body (:mod:`.transfer`; on the mesh before the UV seams are split, so the split
 copies of a vertex move together).
@@ -19,7 +19,7 @@ from anchorsplat.gaussians.render import Backend
 from anchorsplat.gaussians.rigged import canonical_posed
 from anchorsplat.gaussians.surface import SkinnedSurface
 
-from .extract import clean_and_decimate, fuse_tsdf, render_views, surround_cameras, voxel_size_for
+from .extract import clean_and_decimate, fuse_tsdf, render_views, view_cameras, voxel_size_for
 from .texture import bake_texture, unwrap
 from .transfer import transfer_expressions, transfer_skinning
 
@@ -72,7 +72,8 @@ def extract_surface(
     with torch.no_grad():
         posed = canonical_posed(avatar.gaussians, rig)
     points = posed.means[0].detach()
-    cameras = surround_cameras(points, options.render_resolution)
+    head = rig.joints_rest[rig.joint_names.index("head")].to(points) if "head" in rig.joint_names else None
+    cameras = view_cameras(points, options.render_resolution, head)
     views = times.run("render", render_views, posed, cameras, options.backend)
     voxel = voxel_size_for(points, options.render_resolution)
     bounds = torch.stack([points.min(0).values, points.max(0).values])

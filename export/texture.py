@@ -4,13 +4,13 @@ the colour the splat renders show at its surface point.
 Baking: every texel centre is mapped to its point on the surface through the UV layout
 (:func:`~anchorsplat.export.raycast.rasterize_uv`), projected into every render, and kept where that render saw
 it (the render's depth agrees with the point's within a few voxels and the splats are opaque there). Views blend
-with weight ``alpha * cos^4`` of the angle between the surface normal and the view ray, so each texel comes
-mostly from the views that face it. Texels no view saw (and the gutter between charts, so that mip-mapping does
-not bleed black in) take the colour of the nearest texel that was seen.
+with weight ``alpha * cos^4 * (f / z)^2`` (the angle between the surface normal and the view ray, and pixels per
+metre squared), so each texel comes mostly from the views that face it from closest (the head close-ups).
+Texels no view saw (and the gutter between charts, so that mip-mapping does not bleed black in) take the colour
+of the nearest texel that was seen.
 
-The renders resolve about 5 mm on a body (384 pixels for 1.8 m), far coarser than a 2048^2 atlas's texels, so
-textures larger than ``BAKE_MAX`` are baked at ``BAKE_MAX`` and upsampled (bilinear): same detail, a quarter of
-the time per doubling.
+Textures larger than ``BAKE_MAX`` are baked at ``BAKE_MAX`` and upsampled (bilinear): the renders resolve no
+finer detail than that over a whole body, and each doubling costs four times the time.
 """
 
 from __future__ import annotations
@@ -73,22 +73,27 @@ def bake_texture(mesh: UVMesh, views: RGBDViews, size: int, tolerance: float, *,
     rgb, alpha, depth = (t.detach().cpu().float().numpy() for t in (views.rgb, views.alpha, views.depth))
     T = cams.T_cam_world.detach().cpu().double().numpy()
     Ks = cams.Ks.detach().cpu().double().numpy()
+    points32, normals32 = points.astype(np.float32), normals.astype(np.float32)
     for c in range(len(cams)):
-        p_cam = points @ T[c, :3, :3].T + T[c, :3, 3]
+        R, t, K = T[c, :3, :3].astype(np.float32), T[c, :3, 3].astype(np.float32), Ks[c].astype(np.float32)
+        eye = -R.T @ t
+        toward = points32 - eye  # camera -> point, world
+        # Back-facing texels first (half of them): the rest of the work is on the ones that can be seen.
+        front = np.nonzero((normals32 * toward).sum(1) < 0)[0]
+        p_cam = points32[front] @ R.T + t
         z = p_cam[:, 2]
-        uvw = p_cam @ Ks[c].T
         with np.errstate(divide="ignore", invalid="ignore"):
-            px, py = uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2]
+            px, py = K[0, 0] * p_cam[:, 0] / z + K[0, 2], K[1, 1] * p_cam[:, 1] / z + K[1, 2]
         col, row = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
-        ok = (z > 0) & (col >= 0) & (col < cams.width) & (row >= 0) & (row < cams.height)
-        idx = np.nonzero(ok)[0]
-        a = alpha[c, row[idx], col[idx]]
-        seen = (a >= alpha_min) & (np.abs(depth[c, row[idx], col[idx]] - z[idx]) < tolerance)
-        idx, a = idx[seen], a[seen]
-        ray = p_cam[idx] / np.linalg.norm(p_cam[idx], axis=1, keepdims=True) @ T[c, :3, :3]  # world direction
-        facing = np.clip(-(normals[idx] * ray).sum(1), 0, None)
-        w = a * facing**4
-        total[idx] += w[:, None] * rgb[c, row[idx], col[idx]] / a[:, None]  # un-premultiplied colour
+        ok = np.nonzero((z > 0) & (col >= 0) & (col < cams.width) & (row >= 0) & (row < cams.height))[0]
+        col, row, z = col[ok], row[ok], z[ok]
+        a = alpha[c, row, col]
+        seen = (a >= alpha_min) & (np.abs(depth[c, row, col] - z) < tolerance)
+        col, row, z, a, idx = col[seen], row[seen], z[seen], a[seen], front[ok[seen]]
+        ray = toward[idx] / np.linalg.norm(toward[idx], axis=1, keepdims=True)
+        facing = -(normals32[idx] * ray).sum(1)
+        w = a * facing**4 * (K[0, 0] / z) ** 2  # cos^4, and the pixel footprint: close views win
+        total[idx] += w[:, None] * rgb[c, row, col] / a[:, None]  # un-premultiplied colour
         weight[idx] += w
     seen = weight > 1e-6
     texture = np.zeros((size * size, 3))

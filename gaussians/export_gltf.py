@@ -7,10 +7,15 @@ front +Z: ours already; quaternions ``xyzw``, converted here at the boundary):
   rest offset to its parent as translation and an identity rest rotation (our joints are world-aligned, so a
   world-aligned local rotation *is* the glTF node's local rotation). The skin's inverse bind matrices are
   ``translate(-joints_rest)``.
-- **body mesh** (node ``body``): the rest mesh skinned with the rig's weights reduced to top-4 (``JOINTS_0`` /
-  ``WEIGHTS_0``), normals, and the expression blendshapes as morph targets named in ``mesh.extras.targetNames``.
-  The full top-k skinning is kept exactly in the custom attributes ``_RIG_JOINTS_i`` / ``_RIG_WEIGHTS_i``.
-- **Gaussians** (node ``gaussians``): a ``POINTS`` primitive with the ``KHR_gaussian_splatting`` extension
+- **surface** (node ``surface``, optional): the clothed, textured mesh :mod:`anchorsplat.export` extracts from
+  the splats (:class:`~anchorsplat.gaussians.surface.SkinnedSurface`): ``TEXCOORD_0``, the colour texture as an
+  embedded PNG in a non-metallic, fully rough PBR material, top-4 ``JOINTS_0`` / ``WEIGHTS_0`` and the expression
+  morph targets. This is what an engine without splat support shows and animates.
+- **body mesh** (node ``body``, not in the scene: never drawn, a bald mannequin would cover the person): the
+  rest mesh skinned with the rig's weights reduced to top-4 (``JOINTS_0`` / ``WEIGHTS_0``), normals, and the
+  expression blendshapes as morph targets named in ``mesh.extras.targetNames``. The full top-k skinning is kept
+  exactly in the custom attributes ``_RIG_JOINTS_i`` / ``_RIG_WEIGHTS_i``, for :func:`import_glb`.
+- **Gaussians** (node ``gaussians``, optional): a ``POINTS`` primitive with the ``KHR_gaussian_splatting`` extension
   (ratified text: ``KHR_gaussian_splatting:ROTATION`` unit ``xyzw``, ``:SCALE`` *linear* ("MUST NOT be
   negative"; drafts stored log scales), ``:OPACITY`` post-sigmoid in [0, 1], ``:SH_DEGREE_l_COEF_n`` the raw RGB
   coefficients, ``m`` from ``-l`` to ``l`` with the Condon-Shortley phase, i.e. gsplat's basis order and signs, the
@@ -24,6 +29,11 @@ front +Z: ours already; quaternions ``xyzw``, converted here at the boundary):
   a root translation channel and morph-weight channels for both meshes, linear interpolation at the motion's fps.
 
 Engines apply morph targets, then skinning, which is exactly :func:`anchorsplat.gaussians.rigged.pose_lbs`.
+
+File layout of ``anchorsplat export --format glb`` (a separate file rather than ``KHR_node_visibility``, which
+three.js, Unity's and Godot's importers ignore, so they would draw the points over the surface): ``NAME.glb``
+has the surface and no splats, ``NAME.splats.glb`` the splats and no surface, both on the same skeleton with the
+same animation; an engine with ``KHR_gaussian_splatting`` loads the second instead of (or beside) the first.
 """
 
 from __future__ import annotations
