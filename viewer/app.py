@@ -24,6 +24,7 @@ from anchorsplat.gaussians.motion import load_motion
 from .playback import MAX_AUDIO_SECONDS, MAX_UPLOAD_BYTES
 from .session import ClientSession
 from .state import MODES, LoadedAvatar, ViewerContext
+from .talk import MicRouter
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,6 @@ class ViewerApp:
         self.face_model, self.model_name = load_face_model_or_baseline(settings.model)
         self.initial_audio = None if settings.audio is None else _checked_audio(settings.audio)
         self.initial_motion = None if settings.motion is None else load_motion(settings.motion)
-        self.context = ViewerContext(settings, self.device, self.face_model, self.initial_audio, self.initial_motion)
         port = settings.port or free_port(settings.host)
         if _port_in_use(settings.host, port):
             raise ValueError(f"port {port} on {settings.host} is in use: pass another --port (or 0 for any free one)")
@@ -126,6 +126,9 @@ class ViewerApp:
         self._lock = threading.Lock()
         self.server = viser.ViserServer(host=settings.host, port=port, label="anchorsplat", verbose=settings.verbose)
         self.server.scene.set_up_direction("+y")
+        self.context = ViewerContext(
+            settings, self.device, self.face_model, self.initial_audio, self.initial_motion, MicRouter(self.server)
+        )
         self._set_initial_camera()
         self.server.on_client_connect(self._connect)
         self.server.on_client_disconnect(self._disconnect)

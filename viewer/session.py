@@ -40,7 +40,7 @@ from .playback import (
 from .resolution import AdaptiveResolution, ProgressiveResolution, frame_size
 from .state import CAMERA_PRESETS, LoadedAvatar, Stats, TabState, ViewerContext
 from .tabscene import RenderOptions, TabScene
-from .talk import STOP_HTML, Talk, talk_html
+from .talk import STOP_HTML, Talk
 
 
 def _load_upload(name: str, content: bytes, filename: str, loader):
@@ -221,11 +221,12 @@ class ClientSession:
         self.talk = Talk(
             self.client,
             self.context.face_model,
+            self.context.mic_router,
             fps=self.settings.fps,
             on_face=self._live_face,
             notify=lambda message: self.gui.notify("Talk", message, error=True),
         )
-        self.gui.set_talk_html(talk_html(self.talk.motion_key))
+        self.gui.set_talk_html(self.talk.html())
 
     def stop_talk(self) -> None:
         talk, self.talk = self.talk, None
