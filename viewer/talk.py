@@ -13,7 +13,6 @@ the token is forgotten (later chunks with it are dropped) and the worker joined.
 
 from __future__ import annotations
 
-import html
 import json
 import secrets
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from anchorsplat.gaussians.motion import Motion
 
+from .inject import read_source, run_html, script_html
 from .mic import MicFrame, MicStream, chunk_message_type
 
 SCRIPT = Path(__file__).resolve().parent / "web" / "talk.js"
@@ -36,28 +36,13 @@ NO_AUDIO_S = 5.0
 """Talking without a single chunk for this long: tell the user the microphone sends nothing."""
 
 
-def _run_script_html(element_id: str, source: str, config: dict) -> str:
-    loader = (
-        "var d=document,s=d.createElement('script');"
-        f"s.text=d.getElementById('{element_id}').textContent;d.head.appendChild(s);"
-    )
-    data = json.dumps(config).replace("<", "\\u003c")  # script text is raw: no "</script>" inside
-    return (
-        f'<script type="application/json" id="anchorsplat-talk-config">{data}</script>'
-        f'<script type="text/plain" id="{element_id}">{source}</script>'
-        f'<img alt="" hidden src="data:image/gif;base64,AA" onerror="{html.escape(loader)}">'
-    )
-
-
 def talk_html(motion_key: str, token: str, viser_version: str) -> str:
     """The panel markup that starts the microphone script (it replaces any earlier one)."""
-    source = SCRIPT.read_text(encoding="utf-8")
-    assert "</script" not in source
     config = {
         "motionKey": motion_key, "token": token, "protocol": f"viser-v{viser_version}",
         "slots": SLOTS, "chunk": CHUNK_SAMPLES, "block": CHUNK_SAMPLES,
     }  # fmt: skip
-    return _run_script_html("anchorsplat-talk-src", source, config)
+    return script_html("anchorsplat-talk", [read_source(SCRIPT)], {"config": config})
 
 
 class MicRouter:
@@ -88,10 +73,7 @@ class MicRouter:
         talk.mic.receive(chunk)
 
 
-STOP_HTML = (
-    '<img alt="" hidden src="data:image/gif;base64,AA" '
-    'onerror="if(window.anchorsplatTalk&amp;&amp;window.anchorsplatTalk.stop)window.anchorsplatTalk.stop()">'
-)
+STOP_HTML = run_html("if(window.anchorsplatTalk&&window.anchorsplatTalk.stop)window.anchorsplatTalk.stop()")
 
 
 def jaw_open(motion: Motion) -> list[float]:
