@@ -184,6 +184,8 @@ class ViewConfig:
     """Tallest server-rendered frame, in pixels."""
     model: str = "learned"
     """Audio-to-motion model: "learned" (the baseline when its weights are not installed), "baseline", or a folder."""
+    max_tabs: int = 8
+    """Browser tabs served at once (each has its own audio, motion and model state); more get a message."""
     backend: Backend = "auto"
     device: Device = "auto"
 

@@ -6,11 +6,13 @@ never an exception in viser's worker."""
 from __future__ import annotations
 
 import functools
+import json
 from typing import TYPE_CHECKING
 
 from anchorsplat.gaussians.video import AUDIO_SUFFIXES
 
 from .controls import BODY_PRESETS, HEAD_PRESETS
+from .inject import run_html
 from .state import CAMERA_PRESETS, MODES
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ class SessionGui:
         # Top level, never inside a folder: a collapsed folder would unmount the element and stop the sound.
         self.audio_html = gui.add_html("")
         self.talk_html = gui.add_html("")  # the microphone script; top level for the same reason
+        self.client_html = gui.add_html("")  # client mode's player and the avatar
+        self.title_html = gui.add_html("")
         tabs = gui.add_tab_group()
 
         with tabs.add_tab("Play"):
@@ -57,6 +61,7 @@ class SessionGui:
         self._connect()
         self.rebuild_expressions()
         self.set_status(f"avatar **{session.avatar.name}**")
+        self.set_title(session.avatar.name)
 
     def _connect(self) -> None:
         s = self.session
@@ -148,6 +153,13 @@ class SessionGui:
 
     def set_talk_html(self, content: str) -> None:
         self.talk_html.content = content
+
+    def set_client_html(self, content: str) -> None:
+        self.client_html.content = content
+
+    def set_title(self, name: str) -> None:
+        """The browser tab's title: the avatar's name."""
+        self.title_html.content = run_html(f"document.title={json.dumps(f'{name} · anchorsplat')}")
 
     def set_status(self, text: str) -> None:
         self.status.content = text

@@ -1,11 +1,12 @@
 """The live microphone of one tab: 16 kHz mono chunks from the browser -> causal face motion (:class:`MicStream`).
 
-Wire: the page's talk script (``web/talk.js``) sends one chunk message per <= 20 ms of audio over the tab's
-own viser websocket (:func:`chunk_message_type`, a message type of ours, registered on that connection only, so a
-chunk can only ever reach the tab that sent it). On the server a chunk is checked and queued on viser's event
-loop (nothing slow there); the tab's worker thread feeds it to its own
-:class:`~anchorsplat.runtime.motion.AudioToMotion` (0 look-ahead: a frame is final once the audio up to its time
-has arrived) and hands every new face frame to the session, with the chunk's arrival time.
+Wire: the page's talk script (``web/talk.js``) sends one chunk message per <= 20 ms of audio (a viser message
+type of ours, :func:`chunk_message_type`) over a websocket of its own to the viser server (viser's client keeps
+its socket inside a web worker, out of reach), tagged with a secret token the server gave that tab only: the
+:class:`~.talk.MicRouter` hands a chunk to the tab whose token it carries and drops any other. On the server a
+chunk is checked and queued on viser's event loop (nothing slow there); the tab's worker thread feeds it to its
+own :class:`~anchorsplat.runtime.motion.AudioToMotion` (0 look-ahead: a frame is final once the audio up to its
+time has arrived) and hands every new face frame to the session, with the chunk's arrival time.
 
 Bad input is refused with one message to the user and the chunk dropped: a sample rate other than 16 kHz, a
 format other than ``s16le`` / ``f32le``, an empty or > 20 ms chunk, and a client that sends faster than real time
@@ -46,6 +47,8 @@ def chunk_message_type() -> type:
     class AnchorsplatMicChunk(_messages.Message, include_in_scene_serialization=False):
         """Browser -> server: one chunk of microphone audio (mono)."""
 
+        token: str
+        """The tab's talk token (a secret the server gave that tab only)."""
         seq: int
         sample_rate: int
         format: str
@@ -61,9 +64,13 @@ def chunk_message_type() -> type:
 
 @dataclass(frozen=True, eq=False)
 class MicFrame:
-    """A face frame made from the microphone, and the chunk that completed it."""
+    """The face frames one batch of microphone audio completed, and the newest chunk of that batch."""
 
     motion: Motion
+    """K >= 1 frames; the last one is the newest face."""
+    first_index: int
+    """Stream frame index of ``motion``'s first frame: frame k shows the audio up to ``k / fps`` seconds after
+    the first chunk the server received."""
     seq: int
     sent_ms: float
     received: float
@@ -161,9 +168,10 @@ class MicStream:
             chunks = [item for item in batch if item is not None]
             if chunks and not stop:
                 received, seq, sent_ms, _ = chunks[-1]
+                first = self._stream.frames_out
                 frames = self._stream.push(np.concatenate([item[3] for item in chunks]))
                 if len(frames):
-                    self._on_frame(MicFrame(frames.frame(len(frames) - 1), seq, sent_ms, received))
+                    self._on_frame(MicFrame(frames, first, seq, sent_ms, received))
                 self.processed += len(chunks)
             if stop:
                 return

@@ -13,6 +13,7 @@ opened are dropped. The session sees a narrow :class:`~.state.ViewerContext`, ne
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 import threading
 import time
@@ -27,6 +28,8 @@ from anchorsplat.gaussians.motion import Motion, load_motion
 from anchorsplat.gaussians.rigged import pose_from_vertices, pose_motion_mesh
 from anchorsplat.runtime.audio import Audio
 
+from .clientmode import STOP_HTML as CLIENT_STOP_HTML
+from .clientmode import PoseSender, camera_payload, client_html
 from .frameloop import FrameLoop
 from .gui import SessionGui
 from .playback import (
@@ -40,7 +43,7 @@ from .playback import (
 from .resolution import AdaptiveResolution, ProgressiveResolution, frame_size
 from .state import CAMERA_PRESETS, LoadedAvatar, Stats, TabState, ViewerContext
 from .tabscene import RenderOptions, TabScene
-from .talk import STOP_HTML, Talk, talk_html
+from .talk import STOP_HTML, Talk
 
 
 def _load_upload(name: str, content: bytes, filename: str, loader):
@@ -74,6 +77,10 @@ class ClientSession:
         self.frames_sent = 0
         self._audio_generation = 0
         self._scene_avatar: LoadedAvatar | None = None
+        self._client_avatar: LoadedAvatar | None = None  # the avatar the browser's player has (client mode)
+        self._poses: PoseSender | None = None
+        self._pose_key = f"anchorsplat.pose.{client.client_id}.{secrets.token_hex(4)}"
+        self._camera_key = f"anchorsplat.camera.{client.client_id}"
         self._orbit_yaw, self._last_tick = 0.0, time.perf_counter()
         self._closed = threading.Event()
         self.talk: Talk | None = None
@@ -90,7 +97,7 @@ class ClientSession:
             frame=self.frame,
             on_error=lambda exc: self.gui.notify("Frame failed", f"{type(exc).__name__}: {exc}", error=True),
         )
-        client.camera.on_update(lambda _camera: self.loop.request())
+        client.camera.on_update(lambda _camera: self._camera_moved())
         self.loop.request()  # the first frame, for the camera the tab connected with
         self._sync_thread = threading.Thread(target=self._sync_loop, name="anchorsplat-audio-sync", daemon=True)
         self._sync_thread.start()
@@ -146,6 +153,7 @@ class ClientSession:
         loaded = LoadedAvatar.make(avatar, shown, self.context.device)
         self.state.set_avatar(loaded)
         self.gui.rebuild_expressions()
+        self.gui.set_title(shown)
         self.set_camera_preset("front")
         self.loop.request()
         return loaded
@@ -210,6 +218,16 @@ class ClientSession:
     def _clock_key(self) -> str:
         return f"anchorsplat.audio.{self.client.client_id}.{self._audio_generation}"
 
+    def _camera_moved(self) -> None:
+        if self.state.mode != "server render" and self._client_avatar is not None:
+            self._send_camera()
+        self.loop.request()
+
+    def _send_camera(self) -> None:
+        camera = self.client.camera
+        self.client.local_storage.set_item(self._camera_key, camera_payload(camera.wxyz, camera.position, camera.fov))
+        self.client.flush()
+
     @property
     def talking(self) -> bool:
         return self.talk is not None
@@ -221,11 +239,12 @@ class ClientSession:
         self.talk = Talk(
             self.client,
             self.context.face_model,
+            self.context.mic_router,
             fps=self.settings.fps,
             on_face=self._live_face,
             notify=lambda message: self.gui.notify("Talk", message, error=True),
         )
-        self.gui.set_talk_html(talk_html(self.talk.motion_key))
+        self.gui.set_talk_html(self.talk.html())
 
     def stop_talk(self) -> None:
         talk, self.talk = self.talk, None
@@ -305,22 +324,35 @@ class ClientSession:
             self._scene_avatar = loaded
         motion, face_time = state.current_motion()
         rig, gaussians = loaded.avatar.rig, loaded.avatar.gaussians
-        mesh = pose_motion_mesh(rig, motion.to(device=self.context.device, dtype=rig.vertices_rest.dtype))
-        posed = pose_from_vertices(gaussians, rig, mesh.vertices)
+        server = state.mode == "server render"
+        overlays = state.show_skeleton or state.show_mesh
+        mesh = None
+        if server or overlays:
+            mesh = pose_motion_mesh(rig, motion.to(device=self.context.device, dtype=rig.vertices_rest.dtype))
         self.last_motion = motion
         with self.client.atomic():
-            if state.mode == "server render":
+            if server:
+                if self._client_avatar is not None:
+                    self.gui.set_client_html(CLIENT_STOP_HTML)
+                    self._client_avatar = self._poses = None
                 if size is None:
                     camera = self.client.camera
                     size = frame_size(self.resolution.moving_height(camera.image_height or None), camera.aspect, None)
-                self.scene.send_render(posed, *size)
+                self.scene.send_render(pose_from_vertices(gaussians, rig, mesh.vertices), *size)
                 self.stats.size = size
             else:
-                self.stats.size = (self.scene.send_splats(posed), 0)
-            self.scene.send_overlays(mesh.T_world_joint[0], rig, skeleton=state.show_skeleton, mesh=state.show_mesh)
+                if self._client_avatar is not loaded:  # the rig goes once per avatar
+                    self.scene.clear_background()
+                    self.gui.set_client_html(client_html(loaded.avatar, self._pose_key, self._camera_key))
+                    self._client_avatar, self._poses = loaded, PoseSender(self.client, self._pose_key, rig)
+                    self._send_camera()
+                self._poses.send(motion)
+                self.stats.size = (len(gaussians), 0)
+            joints = None if mesh is None else mesh.T_world_joint[0]  # None only when no overlay is on
+            self.scene.send_overlays(joints, rig, skeleton=state.show_skeleton, mesh=state.show_mesh)
         self.client.flush()
         done = time.perf_counter()
-        if state.mode == "server render":
+        if server:
             self.resolution.shown(self.stats.size[1])
             if moving:
                 self.resolution.adaptive.update(done - now)

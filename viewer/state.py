@@ -59,6 +59,8 @@ class ViewerContext:
     face_model: object
     initial_audio: Audio | None = None
     initial_motion: Motion | None = None
+    mic_router: Any = None
+    """The server's :class:`~.talk.MicRouter` (microphone chunks -> the tab that holds their token)."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The scene adapter of one tab (:class:`TabScene`): what a posed frame becomes in the tab's browser.
 
-Server render: the render as the background image (JPEG + depth). Client splats: viser's splat node. Overlays:
+Server render: the render as the background image (JPEG + depth); client mode draws in the browser
+(:mod:`.clientmode`), so the background is cleared. Overlays:
 the skeleton as line segments and the rig as a skinned wireframe mesh. The conversions are the pure functions of
 :mod:`.scene`; this class only keeps the tab's scene handles so it can update or remove them.
 """
@@ -17,7 +18,7 @@ from anchorsplat.gaussians.rig import Rig
 from anchorsplat.gaussians.rigged import PosedGaussians
 from anchorsplat.gaussians.video import to_uint8
 
-from .scene import background_depth, bone_frames, skeleton_segments, splat_arrays, viser_camera
+from .scene import background_depth, bone_frames, skeleton_segments, viser_camera
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,10 @@ class RenderOptions:
 class TabScene:
     def __init__(self, client, options: RenderOptions):
         self.client, self.options = client, options
-        self._splats = self._skeleton = self._mesh = None
+        self._skeleton = self._mesh = None
 
     def send_render(self, posed: PosedGaussians, width: int, height: int) -> None:
         """Render ``posed`` from the tab's camera at ``width`` x ``height`` and show it as the background."""
-        if self._splats is not None:
-            self._splats.remove()
-            self._splats = None
         camera, opts = self.client.camera, self.options
         cams = viser_camera(torch.tensor(camera.wxyz), torch.tensor(camera.position), float(camera.fov), width, height)
         background = torch.tensor(opts.background, dtype=torch.float32, device=opts.device)
@@ -46,17 +44,9 @@ class TabScene:
         depth = background_depth(out.depth[0, 0], out.alpha[0, 0])
         self.client.scene.set_background_image(image, format="jpeg", jpeg_quality=opts.jpeg_quality, depth=depth)
 
-    def send_splats(self, posed: PosedGaussians) -> int:
-        """Show ``posed`` as viser's splats (the browser sorts and draws them); returns the splat count."""
-        arrays = splat_arrays(posed)
-        if self._splats is None:
-            self.client.scene.set_background_image(None)
-            self._splats = self.client.scene.add_gaussian_splats(
-                "/anchorsplat/splats", arrays.centers, arrays.covariances, arrays.rgbs, arrays.opacities
-            )
-        else:  # one message per frame: centres, covariances and colours land together
-            self._splats.set_gaussians(arrays.centers, arrays.covariances, arrays.rgbs, arrays.opacities)
-        return len(arrays.centers)
+    def clear_background(self) -> None:
+        """No server image (client mode draws the avatar in the browser)."""
+        self.client.scene.set_background_image(None)
 
     def send_overlays(self, T_world_joint, rig: Rig, *, skeleton: bool, mesh: bool) -> None:
         if skeleton:
@@ -93,11 +83,11 @@ class TabScene:
 
     def reset(self) -> None:
         """Remove every node (a new avatar was opened)."""
-        for handle in (self._splats, self._skeleton, self._mesh):
+        for handle in (self._skeleton, self._mesh):
             if handle is not None:
                 handle.remove()
-        self._splats = self._skeleton = self._mesh = None
+        self._skeleton = self._mesh = None
 
     def forget(self) -> None:
         """Drop the handles without messages (the tab is gone)."""
-        self._splats = self._skeleton = self._mesh = None
+        self._skeleton = self._mesh = None

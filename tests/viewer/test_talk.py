@@ -30,10 +30,10 @@ def _speech(path, seconds: float) -> np.ndarray:
     return load_audio(path).samples[: int(seconds * 16000)].astype(np.float32)
 
 
-def _chunk_message(seq: int, samples: np.ndarray, sample_rate: int = 16000) -> dict:
+def _chunk_message(token: str, seq: int, samples: np.ndarray, sample_rate: int = 16000) -> dict:
     pcm = (np.clip(samples, -1, 1) * 32767).round().astype("<i2").tobytes()
     return {
-        "type": "AnchorsplatMicChunk", "seq": seq, "sample_rate": sample_rate, "format": "s16le",
+        "type": "AnchorsplatMicChunk", "token": token, "seq": seq, "sample_rate": sample_rate, "format": "s16le",
         "samples": pcm, "sent_ms": float(seq),
     }  # fmt: skip
 
@@ -107,39 +107,44 @@ def test_talk_drives_only_its_own_tab(app, front_view, speech_path):
             )
         ), "no talk script sent"
 
-        start, n = time.perf_counter(), 256
+        start, n, token = time.perf_counter(), 256, talker.talk.token
         for seq in range(len(speech) // n):  # real time, like a microphone
-            a.send(_chunk_message(seq, speech[seq * n : (seq + 1) * n]))
+            a.send(_chunk_message(token, seq, speech[seq * n : (seq + 1) * n]))
+            b.send(_chunk_message("not-a-token", seq, speech[seq * n : (seq + 1) * n]))  # nobody's
             time.sleep(max(0.0, start + (seq + 1) * n / 16000 - time.perf_counter()))
-        key = f"anchorsplat.talk.{talker.client.client_id}"
+        key = talker.talk.motion_key
         assert a.wait_for(
             lambda _: talker.talk.mic.chunks == len(speech) // n and talker.talk.mic.processed == len(speech) // n
         )
         assert talker.talk.mic.chunks == len(speech) // n and talker.talk.mic.dropped == 0
-        sent = [json.loads(m["value"]) for m in a.of_type("LocalStorageSetItemMessage") if m["key"] == key]
-        assert len(sent) >= 20, f"the motion was not streamed back to the page ({len(sent)} of {talker.talk.frames})"
-        # every frame names the chunk that completed it; its jaw follows the loudness of the audio before it
-        jaw = np.array([s[2] for s in sent])
-        loud = np.array([np.sqrt(np.mean(speech[max(0, (s[0] + 1) * n - 1600) : (s[0] + 1) * n] ** 2)) for s in sent])
+        assert app.context.mic_router.unrouted >= len(speech) // n  # the other tab's chunks had no valid token
+        sent = [json.loads(m["value"]) for m in a.of_type("LocalStorageSetItemMessage") if m["key"].startswith(key)]
+        frames = dict(f for update in sent for f in update["frames"])  # frame index -> jawOpen
+        fps = app.settings.fps
+        assert sorted(frames) == list(range(int(len(speech) / 16000 * fps))), "frames missing on the page"
+        # frame k shows the audio up to k / fps: its jaw follows the loudness of the 100 ms before that
+        ends = [int(k / fps * 16000) for k in frames]
+        jaw = np.array(list(frames.values()))
+        loud = np.array([np.sqrt(np.mean(speech[max(0, e - 1600) : e] ** 2)) if e else 0.0 for e in ends])
         r = np.corrcoef(jaw, loud)[0, 1]
         assert r >= 0.6, f"jaw vs loudness r = {r:.2f}"
         assert talker.stats.mic_ms is not None and talker.talk.server_latency_ms is not None
         # the other tab heard nothing and moved nothing
         assert other.state.live_face is None and not any(
-            m["key"] == key for m in b.of_type("LocalStorageSetItemMessage")
+            m["key"].startswith("anchorsplat.talk") for m in b.of_type("LocalStorageSetItemMessage")
         )
         names = list(other.last_motion.expression_names)
         assert "jawOpen" not in names or float(other.last_motion.expression[0, names.index("jawOpen")]) == 0.0
         assert not _notifications(a) and not _notifications(b)
 
         # bad input reaches the user as one notification, the stream keeps running
-        a.send(_chunk_message(10_000, speech[:256], sample_rate=44100))
+        a.send(_chunk_message(token, 10_000, speech[:256], sample_rate=44100))
         assert a.wait_for(lambda c: any("44100 Hz" in t for t in _notifications(c)))
 
         # the tab closes mid-utterance: its microphone worker and frame loop stop
         mic = talker.talk.mic
         for seq in range(20):
-            a.send(_chunk_message(20_000 + seq, speech[seq * n : (seq + 1) * n]))
+            a.send(_chunk_message(token, 20_000 + seq, speech[seq * n : (seq + 1) * n]))
         a.close()
         assert b.wait_for(lambda _: talker.closed and not mic.thread.is_alive() and not talker._thread.is_alive())
         assert talker.talk is None and talker.state.live_face is None

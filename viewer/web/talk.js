@@ -3,10 +3,12 @@
  * Injected by the server into the tab's panel (anchorsplat.viewer.talk). Config comes from the JSON element
  * #anchorsplat-talk-config: {motionKey, chunk}. Audio: WebAudio at 16 kHz mono (the browser resamples the
  * microphone), cut into chunks of `chunk` samples (<= 20 ms), sent as 16-bit PCM in an "AnchorsplatMicChunk"
- * msgpack message over the page's own viser websocket (found by watching its next send: the server asks the page
- * for a localStorage item right after injecting this script). The server's motion comes back through
- * localStorage (`viser-user:` + motionKey, JSON [seq, sentMs, jawOpen, serverMs]); this script records it with
- * the loudness of every chunk in window.anchorsplatTalk, which the page's tests and the readout use.
+ * msgpack message with the tab's secret token, over a websocket of its own to the viser server (viser's client
+ * keeps its socket in a web worker; this connection never sends a camera, so the server never makes it a tab).
+ * The server's motion comes back through
+ * localStorage (`viser-user:` + motionKey + "." + (n % slots), JSON {n, frames: [[frameIndex, jawOpen], ...], seq, sent, ms}); this
+ * script records it, and every chunk's loudness, in window.anchorsplatTalk (read by the browser test):
+ * chunks: [seq, sentMs, rms, wasSent], motion: [seenMs, frameIndex, jawOpen, seq, sentMs, serverMs].
  */
 (function () {
   "use strict";
@@ -15,14 +17,8 @@
   var state = { seq: 0, chunks: [], motion: [], error: null, running: false, stop: null };
   window.anchorsplatTalk = state;
 
-  if (!WebSocket.prototype.anchorsplatSend) {
-    var original = WebSocket.prototype.send;
-    WebSocket.prototype.anchorsplatSend = original;
-    WebSocket.prototype.send = function (data) {
-      window.anchorsplatSocket = this;
-      return original.call(this, data);
-    };
-  }
+  var socket = new WebSocket(location.href.replace(/^http/, "ws").replace(/#.*$/, ""), [config.protocol]);
+  socket.binaryType = "arraybuffer";
 
   // ---- a minimal msgpack encoder for one flat map of str / number / Uint8Array ----
   function encode(fields) {
@@ -52,13 +48,15 @@
     return out;
   }
 
-  var lastMotion = null;
+  var last = [];
   var poll = setInterval(function () {
-    var raw = localStorage.getItem("viser-user:" + config.motionKey);
-    if (raw === null || raw === lastMotion) return;
-    lastMotion = raw;
-    var m = JSON.parse(raw);
-    state.motion.push([performance.now(), m[0], m[1], m[2], m[3]]);
+    for (var slot = 0; slot < config.slots; slot++) {
+      var raw = localStorage.getItem("viser-user:" + config.motionKey + "." + slot);
+      if (raw === null || raw === last[slot]) continue;
+      last[slot] = raw;
+      var m = JSON.parse(raw), now = performance.now();
+      m.frames.forEach(function (f) { state.motion.push([now, f[0], f[1], m.seq, m.sent, m.ms]); });
+    }
   }, 5);
 
   navigator.mediaDevices.getUserMedia({
@@ -73,7 +71,7 @@
       var all = new Float32Array(pending.length + input.length);
       all.set(pending);
       all.set(input, pending.length);
-      var socket = window.anchorsplatSocket, n = config.chunk, start = 0;
+      var n = config.chunk, start = 0;
       for (; start + n <= all.length; start += n) {
         var pcm = new Int16Array(n), energy = 0;
         for (var i = 0; i < n; i++) {
@@ -81,11 +79,11 @@
           pcm[i] = Math.round(v * 32767);
           energy += v * v;
         }
-        var seq = state.seq++, now = performance.now();
-        state.chunks.push([seq, now, Math.sqrt(energy / n)]);
-        if (socket && socket.readyState === 1) {
-          socket.anchorsplatSend(encode({
-            type: "AnchorsplatMicChunk", seq: seq, sample_rate: context.sampleRate, format: "s16le",
+        var seq = state.seq++, now = performance.now(), open = socket.readyState === 1;
+        state.chunks.push([seq, now, Math.sqrt(energy / n), open]);
+        if (open) {
+          socket.send(encode({
+            type: "AnchorsplatMicChunk", token: config.token, seq: seq, sample_rate: context.sampleRate, format: "s16le",
             samples: new Uint8Array(pcm.buffer), sent_ms: now,
           }));
         }
@@ -102,10 +100,12 @@
       source.disconnect();
       stream.getTracks().forEach(function (t) { t.stop(); });
       context.close();
+      socket.close();
     };
   }).catch(function (err) {
     state.error = String(err);
     clearInterval(poll);
+    socket.close();
   });
-  state.stop = function () { clearInterval(poll); };
+  state.stop = function () { clearInterval(poll); socket.close(); };
 })();
