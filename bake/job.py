@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from anchorsplat.gaussians.io import atomic_write_bytes
@@ -38,10 +38,15 @@ class JobSettings:
     preset: str = "preview"
     generator: str = "proxy"
     weights: str | None = None
+    refine_strength: float | None = None
     subject_params: str | None = None
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+
+
+def _setting_defaults() -> dict:
+    return {f.name: f.default for f in fields(JobSettings) if f.default is not MISSING}
 
 
 class Job:
@@ -65,8 +70,10 @@ class Job:
                 raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out")
             if int(saved.get("version", 0)) > CONFIG_VERSION:
                 raise ValueError(f"{self.root} was made by a newer anchorsplat: upgrade anchorsplat")
-            if saved.get("settings") != wanted["settings"]:
-                changed = sorted(k for k, v in wanted["settings"].items() if saved.get("settings", {}).get(k) != v)
+            # settings added after a job was made hold their default in it
+            saved_settings = {**_setting_defaults(), **saved.get("settings", {})}
+            if saved_settings != wanted["settings"]:
+                changed = sorted(k for k, v in wanted["settings"].items() if saved_settings.get(k) != v)
                 raise ValueError(
                     f"{self.root} holds a bake made with other settings ({', '.join(changed)} differ): "
                     "use another --out, or delete that folder"

@@ -1,13 +1,9 @@
 """AnchoredGenerator: the anchored, pose- and audio-conditioned video diffusion model behind the ``Generator``
 protocol.
 
-Weights come from a local diffusers-format folder (nothing is downloaded)::
-
-    WEIGHTS/transformer/config.json + *.safetensors   a Wan 2.1/2.2 transformer (stock or fine-tuned by
-                                                      diffusion/train.py; new modules start at zero if absent)
-    WEIGHTS/vae/config.json + *.safetensors           AutoencoderKLWan
-    WEIGHTS/prompt_embeds.safetensors                 optional: "prompt" (S x text_dim) precomputed text
-                                                      embeddings, optional "null" for the unconditional pass
+Weights come from a local diffusers-format folder (nothing is downloaded; layout in :mod:`.weights`): a Wan 2.1 /
+2.2 transformer (stock or fine-tuned by diffusion/train.py; new modules start at zero if absent), its VAE, and
+optionally ``prompt_embeds.safetensors`` (written by ``scripts/prompt_embeds.py``, loaded when present).
 
 Use from Python::
 
@@ -41,6 +37,7 @@ from .body_maps import render_body_maps, to_latent_grid
 from .generator import Anchors, Clip, ClipSpec, Subject
 from .latents import decode_video, encode_video, vae_factors
 from .sampler import Conditioning, generate_chunked, generate_shift_fusion, sigma_schedule
+from .weights import check_weights_folder
 
 
 @dataclass(frozen=True)
@@ -210,17 +207,6 @@ def _frames(motion: Motion, idx: Tensor) -> Motion:
                                  motion.expression_names, motion.fps)  # fmt: skip
 
 
-def _check_folder(root: Path, sub: str) -> Path:
-    folder = root / sub
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"{root}: no {sub}/config.json; point --weights at a local diffusers-format Wan folder "
-                         f"(with transformer/ and vae/ subfolders)")  # fmt: skip
-    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
-        raise ValueError(f"{root}: {sub}/ has a config but no weights (*.safetensors); copy the model's weight "
-                         f"files into it")  # fmt: skip
-    return folder
-
-
 def load_anchored_generator(
     weights_dir: str | os.PathLike, device: str | torch.device = "auto", dtype: torch.dtype | None = None,
     config: AnchoredConfig | None = None,
@@ -233,11 +219,8 @@ def load_anchored_generator(
         dtype: weights dtype (default bfloat16 on CUDA, float32 on CPU).
         config: sampling settings (default :class:`AnchoredConfig`).
     """
-    root = Path(weights_dir).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"--weights {root}: no such folder; give a local diffusers-format Wan model folder")
-    _check_folder(root, "transformer")
-    _check_folder(root, "vae")
+    folder = check_weights_folder(weights_dir)
+    root = folder.root
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
@@ -250,10 +233,22 @@ def load_anchored_generator(
 
     transformer = AnchoredWanTransformer.from_pretrained(root / "transformer", torch_dtype=dtype).to(device)
     vae = AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32).to(device)
-    prompt = null = None
-    if (root / "prompt_embeds.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        embeds = load_file(str(root / "prompt_embeds.safetensors"))
-        prompt, null = embeds.get("prompt"), embeds.get("null")
+    prompt, null = load_prompt_embeds(folder.prompt_embeds, transformer.config.text_dim)
     return AnchoredGenerator(transformer, vae, config or AnchoredConfig(), prompt, null)
+
+
+def load_prompt_embeds(path: Path | None, text_dim: int) -> tuple[Tensor | None, Tensor | None]:
+    """("prompt", "null") embeddings (S x text_dim each) from ``prompt_embeds.safetensors``; (None, None) without
+    the file (the generator then conditions on zeros)."""
+    if path is None:
+        return None, None
+    from safetensors.torch import load_file
+
+    embeds = load_file(str(path))
+    if "prompt" not in embeds:
+        raise ValueError(f"{path}: no 'prompt' tensor; rewrite it with scripts/prompt_embeds.py")
+    for key, value in embeds.items():
+        if value.ndim != 2 or value.shape[1] != text_dim:
+            raise ValueError(f"{path}: {key!r} is {tuple(value.shape)}, the transformer wants S x {text_dim}; "
+                             "rewrite it with scripts/prompt_embeds.py and this model's text encoder")  # fmt: skip
+    return embeds["prompt"], embeds.get("null")
