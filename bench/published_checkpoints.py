@@ -44,7 +44,9 @@ def measure(name: str, num_layers: int | None, folder: Path) -> dict:
     gen = load_anchored_generator(folder, device="cpu", dtype=torch.bfloat16, config=config)
     t_load = time.perf_counter() - t0
     rig = synthetic_rig()
-    spec = ClipSpec("turn", Motion.zeros(5), framing_cameras(rig.vertices_rest, torch.linspace(0, 30, 5), 48, 48))
+    spec = ClipSpec(
+        "turn", Motion.zeros(5), framing_cameras(rig.vertices_rest, torch.linspace(0, 30, 5), width=48, height=48)
+    )
     t0 = time.perf_counter()
     with torch.no_grad():
         anchors = gen.encode_anchors(Anchors(torch.rand(64, 64, 3)))

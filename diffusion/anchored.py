@@ -82,7 +82,7 @@ class AnchoredGenerator:
         self.vae = vae.eval()
         self.config = config
         text_dim = transformer.config.text_dim
-        param = next(transformer.parameters())
+        param = transformer.patch_embedding.weight  # the compute dtype (some modules stay float32)
         self.null_prompt = (null_prompt if null_prompt is not None else torch.zeros(1, 512, text_dim)).to(param)
         self.prompt = (prompt if prompt is not None else self.null_prompt).to(param)
         if self.prompt.ndim == 2:

@@ -215,7 +215,7 @@ class AnchoredWanTransformer(WanTransformer3DModel):
         return {k: v for k, v in self.state_dict().items() if k.startswith(NEW_MODULE_PREFIXES)}
 
     def _patchify(self, latents: Tensor) -> Tensor:
-        return self.patch_embedding(latents).flatten(2).transpose(1, 2)
+        return self.patch_embedding(latents.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
 
     def _time_groups(self, timestep: Tensor, encoder_hidden_states: Tensor, image: Tensor | None, clean: bool):
         """(temb, timestep_proj) for the noisy tokens and, when ``clean``, for timestep-0 tokens."""
