@@ -124,6 +124,24 @@ def _posed_frame(posed: PosedGaussians, t: int) -> PosedGaussians:
 SAMPLE_PHOTO = asset_path("sample", "astronaut.png")
 
 
+def _check_generator_options(config: BakeConfig) -> None:
+    """--generator / --weights / --refine-strength agree, and the weights folder is complete (JSON reads only)."""
+    if config.generator != "anchored":
+        for flag, value in (("--weights", config.weights), ("--refine-strength", config.refine_strength)):
+            if value is not None:
+                raise ValueError(
+                    f"{flag} is only read by --generator anchored; add --generator anchored or drop {flag}"
+                )
+        return
+    if config.weights is None:
+        raise ValueError("--generator anchored needs --weights DIR (a local diffusers-format Wan model folder)")
+    if config.refine_strength is not None and not 0 < config.refine_strength <= 1:
+        raise ValueError(f"--refine-strength {config.refine_strength}: must be in (0, 1] (e.g. 0.6)")
+    from anchorsplat.diffusion.weights import check_weights_folder
+
+    check_weights_folder(config.weights)
+
+
 def bake_command(config: BakeConfig) -> Path | None:
     from anchorsplat.bake.job import JobSettings
     from anchorsplat.gaussians.fileio import require_file
@@ -146,9 +164,11 @@ def bake_command(config: BakeConfig) -> Path | None:
         photo = SAMPLE_PHOTO if config.batch is None else Path("batch")
         if config.batch is None:
             print(f"no photo given: baking the bundled sample {SAMPLE_PHOTO.relative_to(SAMPLE_PHOTO.parents[2])}")
+    _check_generator_options(config)  # before the job folder exists and before the subject fit
     settings = JobSettings(
         photo=str(photo.resolve()), preset=config.preset, generator=config.generator,
         weights=None if config.weights is None else str(config.weights.resolve()),
+        refine_strength=config.refine_strength,
         subject_params=None if config.subject_params is None else str(config.subject_params.resolve()),
         seed=config.seed, backend=config.backend, export_dataset=config.export_dataset, device=config.device,
     )  # fmt: skip

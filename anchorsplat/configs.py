@@ -105,6 +105,9 @@ class BakeConfig:
     """Synthetic clip generator: the weight-free photo-textured body proxy, or the anchored diffusion model."""
     weights: Path | None = None
     """Local diffusers-format model folder for --generator anchored."""
+    refine_strength: float | None = None
+    """--generator anchored: SDEdit-refine the proxy's renders at this strength in (0, 1] (1 = from pure noise)
+    instead of generating from noise; keeps the proxy's layout, adds the model's detail."""
     subject_params: Path | None = None
     """A subject.json (from an earlier job) to use instead of detecting and fitting the person."""
     force: Literal["subject", "script", "generate", "score", "fit", "report"] | None = None

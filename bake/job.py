@@ -28,7 +28,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from anchorsplat.gaussians.fileio import FileFormat, FileFormatError, read_json, remove_leftovers, write_json
@@ -49,6 +49,7 @@ class JobSettings:
     preset: str = "preview"
     generator: str = "proxy"
     weights: str | None = None
+    refine_strength: float | None = None
     subject_params: str | None = None
     seed: int = 0
     backend: str = "auto"
@@ -60,6 +61,10 @@ class JobSettings:
 
 # Settings a rerun may change without making it another bake.
 RESUMABLE_ELSEWHERE = ("device",)
+
+
+def _setting_defaults() -> dict:
+    return {f.name: f.default for f in fields(JobSettings) if f.default is not MISSING}
 
 
 class Job:
@@ -148,7 +153,8 @@ class Job:
             if "not an anchorsplat" in str(exc):
                 raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out") from None
             raise
-        saved_settings = saved.get("settings") or {}
+        # settings added after a job was made hold their default in it
+        saved_settings = {**_setting_defaults(), **(saved.get("settings") or {})}
         changed = sorted(k for k, v in wanted.items() if k not in RESUMABLE_ELSEWHERE and saved_settings.get(k) != v)
         if changed:
             raise ValueError(

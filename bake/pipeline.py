@@ -53,7 +53,11 @@ def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
             ) from None
         if settings.weights is None:
             raise ValueError("--generator anchored needs --weights DIR (a local diffusers-format model folder)")
-        return load_anchored_generator(Path(settings.weights))
+        from anchorsplat.diffusion.anchored import AnchoredConfig
+
+        return load_anchored_generator(
+            Path(settings.weights), config=AnchoredConfig(refine_strength=settings.refine_strength, seed=settings.seed)
+        )
     raise ValueError(f"--generator {settings.generator}: unknown; choose proxy or anchored")
 
 

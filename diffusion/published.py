@@ -64,14 +64,16 @@ PUBLISHED = {
 
 
 def write_random_checkpoint(
-    root: str | Path, name: str, num_layers: int | None = None, dtype: torch.dtype = torch.float32, seed: int = 0
-) -> Path:
+    root: str | Path, name: str, num_layers: int | None = None, dtype: torch.dtype = torch.float32, seed: int = 0,
+    **vae_overrides,
+) -> Path:  # fmt: skip
     """A stock ``WanTransformer3DModel`` + ``AutoencoderKLWan`` with the published config ``name`` (random
     weights) saved in diffusers layout under ``root`` (transformer/, vae/).
 
     Args:
         num_layers: fewer transformer blocks than published (every other value stays published), for cheap tests.
         dtype: storage dtype of the transformer (the VAE stays float32, as the generator loads it).
+        vae_overrides: VAE config values to change (e.g. narrower ``base_dim`` for cheap tests).
     """
     from diffusers import AutoencoderKLWan
     from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
@@ -80,6 +82,7 @@ def write_random_checkpoint(
         raise ValueError(f"unknown published config {name!r}; choose one of {', '.join(PUBLISHED)}")
     tcfg, vcfg = PUBLISHED[name]
     tcfg = dict(tcfg, num_layers=num_layers or tcfg["num_layers"])
+    vcfg = {**vcfg, **vae_overrides}
     root = Path(root)
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
