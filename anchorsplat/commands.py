@@ -127,7 +127,7 @@ def bake_command(config: BakeConfig) -> Path | None:
         photo=str(photo.resolve()), preset=config.preset, generator=config.generator,
         weights=None if config.weights is None else str(config.weights.resolve()),
         subject_params=None if config.subject_params is None else str(config.subject_params.resolve()),
-        seed=config.seed, backend=config.backend, export_dataset=config.export_dataset,
+        seed=config.seed, backend=config.backend, export_dataset=config.export_dataset, person=config.person,
     )  # fmt: skip
     if config.batch is not None:
         from anchorsplat.bake.batch import run_batch

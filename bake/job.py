@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from anchorsplat.gaussians.io import atomic_write_bytes
@@ -42,6 +42,8 @@ class JobSettings:
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+    person: int | None = None
+    """Which person of a group photo to bake (1-based, left to right); None: the largest, most central."""
 
 
 class Job:
@@ -65,8 +67,11 @@ class Job:
                 raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out")
             if int(saved.get("version", 0)) > CONFIG_VERSION:
                 raise ValueError(f"{self.root} was made by a newer anchorsplat: upgrade anchorsplat")
-            if saved.get("settings") != wanted["settings"]:
-                changed = sorted(k for k, v in wanted["settings"].items() if saved.get("settings", {}).get(k) != v)
+            # A setting added after the job was made reads as its default (older jobs keep resuming).
+            defaults = {f.name: f.default for f in fields(JobSettings) if f.default is not MISSING}
+            saved_settings = {**defaults, **saved.get("settings", {})}
+            if saved_settings != wanted["settings"]:
+                changed = sorted(k for k, v in wanted["settings"].items() if saved_settings.get(k) != v)
                 raise ValueError(
                     f"{self.root} holds a bake made with other settings ({', '.join(changed)} differ): "
                     "use another --out, or delete that folder"
