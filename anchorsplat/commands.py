@@ -171,6 +171,7 @@ def bake_command(config: BakeConfig) -> Path | None:
         refine_strength=config.refine_strength,
         subject_params=None if config.subject_params is None else str(config.subject_params.resolve()),
         seed=config.seed, backend=config.backend, export_dataset=config.export_dataset, device=config.device,
+        person=config.person,
     )  # fmt: skip
     if config.batch is not None:
         from anchorsplat.bake.batch import run_batch

@@ -123,6 +123,9 @@ class BakeConfig:
     seed: int = 0
     export_dataset: bool = True
     """Also write the clips as a nerfstudio dataset (JOB/dataset/transforms.json)."""
+    person: int | None = None
+    """In a photo of several people, bake this one (numbered 1, 2, ... left to right by face); by default the
+    largest, most central person (the log and the report say which)."""
 
 
 @dataclass(frozen=True)

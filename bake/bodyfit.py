@@ -50,19 +50,31 @@ FIT_JOINTS: dict[str, float] = {
     "left_wrist": 4.0, "right_wrist": 4.0, "left_hip": 1.0, "right_hip": 1.0, "left_knee": 0.5, "right_knee": 0.5,
 }  # fmt: skip
 
+RELAXED_ARMS = {"left_shoulder": (0.0, 0.0, -1.2), "right_shoulder": (0.0, 0.0, 1.2)}
+"""Where the pose prior pulls the arms (hanging at the sides, as in most photos): a portrait shows no elbows,
+and arms left in the rig's T-pose would stick out of every generated frame."""
 HEAD_WEIGHT = 20.0
 """Weight of the head-rotation target (squared Frobenius distance; 10 degrees off costs ~0.06 x this)."""
+
+
+def rest_pose_prior(relaxed_arms: bool) -> Float[Tensor, "P 3"]:
+    """The pose the prior pulls :data:`FIT_JOINTS` toward (and the fit starts from): zero, with the arms
+    hanging when ``relaxed_arms`` (no elbow in the photo)."""
+    out = torch.zeros(len(FIT_JOINTS), 3)
+    for name, aa in RELAXED_ARMS.items() if relaxed_arms else ():
+        out[list(FIT_JOINTS).index(name)] = torch.tensor(aa)
+    return out
 
 
 class _Params(torch.nn.Module):
     """What the fit optimises: camera translation, global orientation, :data:`FIT_JOINTS` rotations, shape."""
 
-    def __init__(self, num_shape: int, yaw: float, cam_t: Tensor) -> None:
+    def __init__(self, num_shape: int, yaw: float, cam_t: Tensor, body: Tensor) -> None:
         super().__init__()
         device = cam_t.device
         self.cam_t = torch.nn.Parameter(cam_t.clone())
         self.global_orient = torch.nn.Parameter(torch.tensor([0.0, yaw, 0.0], device=device))
-        self.body = torch.nn.Parameter(torch.zeros(len(FIT_JOINTS), 3, device=device))
+        self.body = torch.nn.Parameter(body.clone().to(device))
         self.shape = torch.nn.Parameter(torch.zeros(num_shape, device=device))
         self.joint_ids = torch.tensor([SMPLX_JOINT_NAMES.index(n) for n in FIT_JOINTS], device=device)
 
@@ -105,7 +117,9 @@ def _silhouette(mask: np.ndarray, scale: float, device: torch.device, max_points
 def _initial_camera(targets: Targets, rig: Rig, K: Tensor, yaw: float) -> Tensor:
     """Camera translation that puts the targets' rig points at their image centroid, at the depth where their
     spread matches (with the body turned by ``yaw``)."""
-    R = torch.tensor(R_CAM_WORLD, device=K.device) @ axis_angle_to_matrix(torch.tensor([0.0, yaw, 0.0], device=K.device))
+    R = torch.tensor(R_CAM_WORLD, device=K.device) @ axis_angle_to_matrix(
+        torch.tensor([0.0, yaw, 0.0], device=K.device)
+    )
     pelvis = rig.joints_rest[0].detach().float()
     points = torch.stack([_rest_point(rig, j, v) for j, v in zip(targets.joint_ids, targets.vertex_ids, strict=True)])
     cam = (points - pelvis) @ R.T  # camera-frame offsets, up to translation
@@ -191,8 +205,11 @@ def fit_targets(
     K = torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]], device=device)
     silhouette = _silhouette(mask, scale, device)
     num_shape = len(rig32.shape_names) if rig32.shape_dirs is not None else 0
-    params = _Params(num_shape, yaw, _initial_camera(targets, rig32, K, yaw))
     prior = torch.tensor(list(FIT_JOINTS.values()), device=device)[:, None]
+    relaxed = rest_pose_prior(not any(name.endswith("_elbow") for name in targets.names)).to(device)
+    # Start with the arms down either way (where most photos have them); the prior keeps them there only when
+    # the photo shows no elbow.
+    params = _Params(num_shape, yaw, _initial_camera(targets, rig32, K, yaw), rest_pose_prior(True))
     joint_ids = torch.tensor(targets.joint_ids, device=device).clamp_min(0)
     vertex_ids = torch.tensor(targets.vertex_ids, device=device).clamp_min(0)
     is_joint = torch.tensor(targets.joint_ids, device=device)[:, None] >= 0
@@ -230,7 +247,7 @@ def fit_targets(
             return loss
         loss = loss + 0.5 * _outside_loss(vertices_xy, silhouette, w, h)
         loss = loss + 0.1 * _outline_loss(vertices_xy[outline_vertices], silhouette.outline, scale)
-        loss = loss + 0.05 * (prior * params.body.square()).sum() + 1.0 * params.shape.square().sum()
+        loss = loss + 0.05 * (prior * (params.body - relaxed).square()).sum() + 1.0 * params.shape.square().sum()
         return loss + HEAD_WEIGHT * head_loss(T_world_joint)
 
     # The graph is small: one thread is faster than two, and much faster when other processes load the cores.

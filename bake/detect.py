@@ -9,8 +9,10 @@
 
 dlib's HOG detector fires on face-like things (the mission patch on the astronaut's suit scores 0.12), so a
 face box only counts when FaceMesh also finds a face there (on the whole image, or on a crop around the box),
-and the subject's face is the confirmed face at the pose's head. The number of people comes from the pose
-(one) plus every other confirmed face of comparable size; more than one is an error, as the bake fits one body.
+and the subject's face is the confirmed face at the pose's head. Every confirmed face of comparable size is a
+person (numbered left to right); in a group photo the pose runs on the chosen person's column of the image only
+(by default the largest, most central face). A face under :data:`MIN_FACE_PX` and a photo cut above the
+shoulders are refused with the minimum they need.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .photo import Box, check_image
 COMPARABLE_FACE = 0.5
 """Another face counts as another person when its width is at least this fraction of the subject's face."""
 VISIBLE = 0.5
+MIN_FACE_PX = 40
+"""The smallest face (width in pixels) the bake accepts: under it, no identity survives."""
 """Pose landmarks with visibility below this are treated as hidden (framing)."""
 
 POSE_LANDMARK_NAMES: tuple[str, ...] = (
@@ -53,7 +57,8 @@ class Detections:
         face_mesh_xy: FaceMesh's 478 landmarks of the subject's face, None when no face mesh was found.
         face_box: dlib's box of the subject's face (left, top, right, bottom), None when dlib found none.
         face_landmarks_68: dlib's 68 landmarks (iBUG 300-W order) in ``face_box``, None with it.
-        num_people: people found (always 1: more raise in :func:`detect_person`).
+        num_people: people found (faces of comparable size; 1 when there is no face).
+        person: which of them is the subject (1-based, left to right).
         face_mesh_z: FaceMesh's relative depth of each landmark (pixels, away from the camera; None without it).
     """
 
@@ -68,6 +73,7 @@ class Detections:
     face_landmarks_68: Float[np.ndarray, "68 2"] | None
     num_people: int
     face_mesh_z: Float[np.ndarray, "478"] | None = None
+    person: int = 1
 
     def visible(self, name: str) -> bool:
         """Whether a pose landmark is visible and inside the image."""
@@ -185,38 +191,44 @@ def _confirmed_faces(image: np.ndarray) -> list[_Face]:
     return faces
 
 
-def detect_person(image: UInt8[np.ndarray, "H W 3"]) -> Detections:
-    """Find the one person in ``image``: pose, mask, face landmarks. See the module docstring.
+def detect_person(image: UInt8[np.ndarray, "H W 3"], *, person: int | None = None) -> Detections:
+    """Find the subject in ``image``: pose, mask, face landmarks. See the module docstring.
+
+    Args:
+        image: the photo, uint8 RGB.
+        person: in a photo of several people (faces of comparable size, numbered 1, 2, ... left to right), the
+            one to fit; None picks the largest, most central one (``Detections.person`` says which).
 
     Raises:
-        ValueError: no person, several people, or an image under 128 px on its short side.
+        ValueError: no person, a ``person`` the photo does not have, a face under :data:`MIN_FACE_PX`, a body cut
+            above the shoulders, or an image under 128 px on its short side.
     """
     check_image(image)
     h, w = image.shape[:2]
     pose, _, _, _ = _mediapipe()
     with _LOCK:
-        result = pose.process(image)
-        mask = None if result.segmentation_mask is None else np.asarray(result.segmentation_mask, np.float32)
-        if result.pose_landmarks is None or mask is None or (mask > 0.5).mean() < 0.005:
+        faces = _confirmed_faces(image)
+        people = _people(faces)
+        index, (x0, x1) = _choose_person(people, person, w)
+        column = np.ascontiguousarray(image[:, x0:x1])  # only the chosen person's column of the photo
+        result = pose.process(column)
+        mask = np.zeros((h, w), np.float32)
+        if result.segmentation_mask is not None:
+            mask[:, x0:x1] = np.asarray(result.segmentation_mask, np.float32)
+        if result.pose_landmarks is None or (mask > 0.5).mean() < 0.005:
             raise ValueError(
                 "no person found in the photo: use a photo in which one person's head and shoulders are clearly "
                 "visible and well lit"
             )
-        faces = _confirmed_faces(image)
-        pose_xy = np.array([(p.x * w, p.y * h) for p in result.pose_landmarks.landmark], dtype=np.float32)
+        cw = x1 - x0
+        pose_xy = np.array([(x0 + p.x * cw, p.y * h) for p in result.pose_landmarks.landmark], dtype=np.float32)
         visibility = np.array([p.visibility for p in result.pose_landmarks.landmark], dtype=np.float32)
         world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], dtype=np.float32)
-        subject = _subject_face(faces, pose_xy, visibility, mask)
+        in_column = [f for f in faces if x0 <= (f.box[0] + f.box[2]) / 2 < x1]
+        subject = _subject_face(in_column, pose_xy, visibility, mask)
         if subject is not None and subject.mesh is None:
             subject.mesh = _mesh_in_crop(image, subject.box)
-    others = [f for f in faces if f is not subject and f.width >= COMPARABLE_FACE * _reference_width(subject, pose_xy)]
-    num_people = 1 + len(others)
-    if num_people > 1:
-        where = ", ".join(f"x={(f.box[0] + f.box[2]) / 2:.0f}" for f in ([subject] if subject else []) + others)
-        raise ValueError(
-            f"several people in the photo ({num_people}; faces at {where} px): the bake fits one person, crop the "
-            "photo to the subject"
-        )
+    _check_framing(subject, pose_xy, visibility, w, h)
     landmarks = None
     if subject is not None and subject.dlib_box is not None:
         from .identity import dlib_landmarks
@@ -227,8 +239,52 @@ def detect_person(image: UInt8[np.ndarray, "H W 3"]) -> Detections:
         face_mesh_xy=None if subject is None or subject.mesh is None else subject.mesh[:, :2].copy(),
         face_mesh_z=None if subject is None or subject.mesh is None else subject.mesh[:, 2].copy(),
         face_box=None if subject is None else subject.dlib_box,
-        face_landmarks_68=landmarks, num_people=num_people,
+        face_landmarks_68=landmarks, num_people=max(1, len(people)), person=index,
     )  # fmt: skip
+
+
+def _people(faces: list[_Face]) -> list[_Face]:
+    """One face per person: the faces at least :data:`COMPARABLE_FACE` of the largest one, left to right."""
+    if not faces:
+        return []
+    largest = max(f.width for f in faces)
+    return sorted((f for f in faces if f.width >= COMPARABLE_FACE * largest), key=lambda f: f.box[0] + f.box[2])
+
+
+def _choose_person(people: list[_Face], person: int | None, width: int) -> tuple[int, tuple[int, int]]:
+    """The chosen person's number (1-based) and the image column that holds them (up to halfway to the next
+    face on either side)."""
+    if person is not None and not 1 <= person <= max(1, len(people)):
+        raise ValueError(
+            f"--person {person}: the photo shows {max(1, len(people))} person(s), numbered 1 to "
+            f"{max(1, len(people))} from left to right; pick one of them"
+        )
+    if len(people) <= 1:
+        return 1, (0, width)
+    centres = [(f.box[0] + f.box[2]) / 2 for f in people]
+    if person is None:  # the largest, most central face
+        score = [f.width * (1.0 - 0.5 * abs(c - width / 2) / (width / 2)) for f, c in zip(people, centres, strict=True)]
+        person = int(np.argmax(score)) + 1
+    i = person - 1
+    x0 = 0 if i == 0 else int((centres[i - 1] + centres[i]) / 2)
+    x1 = width if i == len(people) - 1 else int((centres[i] + centres[i + 1]) / 2)
+    return person, (x0, x1)
+
+
+def _check_framing(subject: _Face | None, pose_xy: np.ndarray, visibility: np.ndarray, w: int, h: int) -> None:
+    """Refuse a face too small to carry an identity and a photo cut above the shoulders."""
+    if subject is not None and subject.width < MIN_FACE_PX:
+        raise ValueError(
+            f"the face is only {subject.width:.0f} px wide: the bake needs a face at least {MIN_FACE_PX} px wide; "
+            "use a closer or higher-resolution photo, or crop it around the person"
+        )
+    shoulders = [POSE_LANDMARK_NAMES.index(n) for n in ("left_shoulder", "right_shoulder")]
+    seen = [visibility[i] >= VISIBLE / 2 and 0 <= pose_xy[i, 0] < w and 0 <= pose_xy[i, 1] < h for i in shoulders]
+    if not any(seen):
+        raise ValueError(
+            "the photo is cut above the shoulders: the bake needs at least the head and both shoulders in the "
+            "photo; use a photo framed from the chest up or wider"
+        )
 
 
 def _head_box(pose_xy: np.ndarray, visibility: np.ndarray) -> Box | None:
@@ -255,10 +311,3 @@ def _subject_face(faces: list[_Face], pose_xy: np.ndarray, visibility: np.ndarra
         if 0 <= x < w and 0 <= y < h and mask[y, x] > 0.5 and y < shoulders_y:
             return face
     return None
-
-
-def _reference_width(subject: _Face | None, pose_xy: np.ndarray) -> float:
-    """The subject's face width; without a visible face, a face's typical width for the shoulder span."""
-    if subject is not None:
-        return subject.width
-    return 0.35 * float(np.linalg.norm(pose_xy[11] - pose_xy[12]))

@@ -54,6 +54,8 @@ class JobSettings:
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+    person: int | None = None
+    """Which person of a group photo to bake (1-based, left to right); None: the largest, most central."""
     device: str = "auto"
     """Where every stage runs: auto (CUDA when present), cpu or cuda. Not part of the result's identity: a job
     started on one device resumes on another."""

@@ -172,19 +172,29 @@ def stage_subject(ctx: BakeContext) -> dict:
     from anchorsplat.gaussians.video import write_image
 
     from .bodyfit import fit_subject
+    from .detect import detect_person
     from .photo import load_photo
     from .subject import check_subject_for, load_subject, save_subject
 
     settings = ctx.job.settings
     photo = load_photo(Path(settings.photo))
     write_image(ctx.job.path("input", "photo.png"), photo)
+    info = {}
     if settings.subject_params is not None:
         fit = load_subject(Path(settings.subject_params))
         check_subject_for(fit, photo, ctx.base_rig)
     else:
-        fit = to_device(fit_subject(photo, ctx.base_rig.to(ctx.device)), "cpu")
+        detections = detect_person(photo, person=settings.person)
+        fit = to_device(fit_subject(photo, ctx.base_rig.to(ctx.device), detections=detections), "cpu")
+        info = {"people": detections.num_people, "person": detections.person}
+        if detections.num_people > 1:
+            chosen = "the one asked for" if settings.person is not None else "the largest, most central"
+            info["warning"] = (
+                f"the photo shows {detections.num_people} people: baked person {detections.person} ({chosen}, "
+                "numbered left to right); pick another with --person N"
+            )
     save_subject(ctx.job.path("subject", "subject.json"), fit)
-    return {"framing": getattr(fit, "framing", "unknown")}
+    return {"framing": getattr(fit, "framing", "unknown"), **info}
 
 
 def stage_script(ctx: BakeContext) -> dict:
@@ -353,6 +363,7 @@ def stage_report(ctx: BakeContext) -> dict:
         timings,
         portraits=portrait_scores(avatar, ctx.photo, backend=ctx.job.settings.backend),
         warning=faces_warning(sum(s["distance"] is not None for s in ctx.scores), len(ctx.scores)),
+        notes=[w for w in (ctx.job.stage_record("subject").get("warning"),) if w],
     )
     write_report(ctx.job.path("report.html"), data)
     if ctx.job.settings.export_dataset:

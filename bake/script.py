@@ -22,7 +22,7 @@ from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.rigged import pose_motion_mesh
 
-from .views import FACE_CROP_PX
+from .views import FACE_CROP_PX, head_position, portrait_points
 
 ARKIT_CHANNELS = (
     "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
@@ -72,11 +72,15 @@ def _blinks(frames: int, every: int = 9) -> list[dict[str, float]]:
 def framing_points(subject: Subject, portrait: bool) -> torch.Tensor:
     """The posed vertices the cameras must keep in frame (head and shoulders for a portrait)."""
     neutral = Motion.from_full_pose(_base_pose(subject, 1), fps=subject.motion.fps)
-    vertices = pose_motion_mesh(subject.rig, neutral).vertices[0]
+    mesh = pose_motion_mesh(subject.rig, neutral)
+    vertices = mesh.vertices[0]
     if not portrait:
         return vertices
-    top = vertices[:, 1].max()
-    return vertices[vertices[:, 1] > top - 0.45]  # head and shoulders: the top 45 cm
+    head = head_position(subject.rig, mesh.T_world_joint[0])
+    if head is None:
+        top = vertices[:, 1].max()
+        return vertices[vertices[:, 1] > top - 0.45]  # head and shoulders: the top 45 cm
+    return portrait_points(vertices, head)
 
 
 def clip_script(subject: Subject, *, frames: int, resolution: int, portrait: bool, fps: float = 15.0) -> list[ClipSpec]:
@@ -129,7 +133,13 @@ def clip_script(subject: Subject, *, frames: int, resolution: int, portrait: boo
 
 
 def face_framing_points(subject: Subject) -> torch.Tensor:
-    """The posed vertices a face close-up frames: the head above the chin (the top 25 cm of the body)."""
+    """The posed vertices a face close-up frames: the head (within 15 cm of its axis, from 10 cm under the head
+    joint up; the top 25 cm of the body for a rig without a head joint)."""
     neutral = Motion.from_full_pose(_base_pose(subject, 1), fps=subject.motion.fps)
-    vertices = pose_motion_mesh(subject.rig, neutral).vertices[0].detach().float()
-    return vertices[vertices[:, 1] > vertices[:, 1].max() - 0.25]
+    mesh = pose_motion_mesh(subject.rig, neutral)
+    vertices = mesh.vertices[0].detach().float()
+    head = head_position(subject.rig, mesh.T_world_joint[0])
+    if head is None:
+        return vertices[vertices[:, 1] > vertices[:, 1].max() - 0.25]
+    near = (vertices[:, 1] > head[1] - 0.1) & ((vertices[:, [0, 2]] - head[[0, 2]]).norm(dim=-1) < 0.15)
+    return vertices[near] if int(near.sum()) >= 10 else vertices

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorsplat.bake.bodyfit import fit_subject
+from anchorsplat.bake.bodyfit import RELAXED_ARMS, fit_subject
 from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections
 from anchorsplat.bake.headfit import head_target, rotation_between, yaw_pitch_deg
 from anchorsplat.bake.landmarks import FACE_KEYPOINTS, body_joint_ids, face_landmark_vertices
@@ -47,6 +47,8 @@ def _turned_head_photo(rig, yaw_deg: float, pitch_deg: float):
             torch.tensor([math.radians(-pitch_deg) / 2, 0.0, 0.0])
         )
         full[0, SMPLX_JOINT_NAMES.index(joint)] = matrix_to_axis_angle(R)
+    for joint, aa in RELAXED_ARMS.items():  # arms hanging, as in a portrait
+        full[0, SMPLX_JOINT_NAMES.index(joint)] = torch.tensor(aa)
     motion = Motion.from_full_pose(full)
     inputs = motion_to_rig(motion, rig)
     posed = pose_mesh(rig, inputs.joint_rotations, inputs.root_translation)

@@ -150,7 +150,8 @@ def test_detects_the_astronaut_as_one_portrait(astronaut_detections):
     [
         (lambda a: np.full((400, 400, 3), 127, np.uint8), "no person found"),
         (lambda a: np.ascontiguousarray(a[::5, ::5]), "too small"),
-        (lambda a: np.concatenate([a, a], axis=1), "several people"),
+        (lambda a: np.ascontiguousarray(a[:150]), "cut above the shoulders"),
+        (lambda a: _tiny_face(a), "at least 40 px wide"),
     ],
 )
 def test_detection_rejects(astronaut, make, message):
@@ -158,6 +159,31 @@ def test_detection_rejects(astronaut, make, message):
 
     with pytest.raises(ValueError, match=message):
         detect_person(make(astronaut))
+
+
+def _tiny_face(astronaut: np.ndarray) -> np.ndarray:
+    """The astronaut shrunk so that the face is ~30 px wide, on a grey canvas."""
+    small = np.asarray(Image.fromarray(astronaut).resize((170, 170), Image.Resampling.LANCZOS))
+    canvas = np.full((400, 400, 3), 127, np.uint8)
+    canvas[200:370, 115:285] = small
+    return canvas
+
+
+@needs_detectors
+def test_group_photo_bakes_the_chosen_person(astronaut):
+    from anchorsplat.bake.detect import detect_person
+
+    wide = np.full((512, 1280, 3), 200, np.uint8)
+    wide[:, 40:552] = astronaut
+    wide[128:, 900 : 1284 - 0][:, :380] = np.asarray(Image.fromarray(astronaut).resize((384, 384)))[:, :380]
+    default = detect_person(wide)  # the larger, more central one: the full-size astronaut on the left
+    assert default.num_people == 2 and default.person == 1
+    assert (default.face_box[0] + default.face_box[2]) / 2 < 640 and (default.mask[:, 700:] == 0).all()
+    second = detect_person(wide, person=2)
+    assert second.person == 2 and (second.face_box[0] + second.face_box[2]) / 2 > 900
+    assert (second.mask[:, :600] == 0).all() and second.pose_xy[11, 0] > 900
+    with pytest.raises(ValueError, match="--person 3: the photo shows 2 person"):
+        detect_person(wide, person=3)
 
 
 # --- the fit ------------------------------------------------------------------------------------------------------
