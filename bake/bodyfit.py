@@ -31,6 +31,7 @@ from jaxtyping import Float, UInt8
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras, axis_angle_to_matrix, project_points
+from anchorsplat.gaussians.device import to_device
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import Rig, pose_mesh
@@ -70,20 +71,22 @@ class _Params(torch.nn.Module):
 
     def __init__(self, num_shape: int, yaw: float, cam_t: Tensor, body: Tensor) -> None:
         super().__init__()
+        device = cam_t.device
         self.cam_t = torch.nn.Parameter(cam_t.clone())
-        self.global_orient = torch.nn.Parameter(torch.tensor([0.0, yaw, 0.0]))
-        self.body = torch.nn.Parameter(body.clone())
-        self.shape = torch.nn.Parameter(torch.zeros(num_shape))
-        self.joint_ids = torch.tensor([SMPLX_JOINT_NAMES.index(n) for n in FIT_JOINTS])
+        self.global_orient = torch.nn.Parameter(torch.tensor([0.0, yaw, 0.0], device=device))
+        self.body = torch.nn.Parameter(body.clone().to(device))
+        self.shape = torch.nn.Parameter(torch.zeros(num_shape, device=device))
+        self.joint_ids = torch.tensor([SMPLX_JOINT_NAMES.index(n) for n in FIT_JOINTS], device=device)
 
     def motion(self) -> Motion:
-        full = torch.zeros(1, 55, 3).index_copy(1, self.joint_ids, self.body[None])
-        full = full.index_copy(1, torch.tensor([0]), self.global_orient[None, None])
+        device = self.body.device
+        full = torch.zeros(1, 55, 3, device=device).index_copy(1, self.joint_ids, self.body[None])
+        full = full.index_copy(1, torch.zeros(1, dtype=torch.long, device=device), self.global_orient[None, None])
         return Motion.from_full_pose(full)
 
     def T_cam_world(self) -> Tensor:
-        top = torch.cat([torch.tensor(R_CAM_WORLD), self.cam_t[:, None]], 1)
-        return torch.cat([top, torch.tensor([[0.0, 0.0, 0.0, 1.0]])], 0)[None]
+        top = torch.cat([torch.tensor(R_CAM_WORLD, device=self.cam_t.device), self.cam_t[:, None]], 1)
+        return torch.cat([top, torch.tensor([[0.0, 0.0, 0.0, 1.0]], device=self.cam_t.device)], 0)[None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +97,7 @@ class _Silhouette:
     """Mask outline pixels away from the image border."""
 
 
-def _silhouette(mask: np.ndarray, scale: float, max_points: int = 400) -> _Silhouette:
+def _silhouette(mask: np.ndarray, scale: float, device: torch.device, max_points: int = 400) -> _Silhouette:
     import cv2
 
     inside = (mask > 0.5).astype(np.uint8)
@@ -107,14 +110,16 @@ def _silhouette(mask: np.ndarray, scale: float, max_points: int = 400) -> _Silho
     if len(xs) > max_points:
         pick = np.random.default_rng(0).choice(len(xs), max_points, replace=False)
         xs, ys = xs[pick], ys[pick]
-    outline = torch.tensor(np.stack([xs, ys], -1) + 0.5, dtype=torch.float32)
-    return _Silhouette(torch.from_numpy(distance)[None, None], outline)
+    outline = torch.tensor(np.stack([xs, ys], -1) + 0.5, dtype=torch.float32, device=device)
+    return _Silhouette(torch.from_numpy(distance).to(device)[None, None], outline)
 
 
 def _initial_camera(targets: Targets, rig: Rig, K: Tensor, yaw: float) -> Tensor:
     """Camera translation that puts the targets' rig points at their image centroid, at the depth where their
     spread matches (with the body turned by ``yaw``)."""
-    R = torch.tensor(R_CAM_WORLD) @ axis_angle_to_matrix(torch.tensor([0.0, yaw, 0.0]))
+    R = torch.tensor(R_CAM_WORLD, device=K.device) @ axis_angle_to_matrix(
+        torch.tensor([0.0, yaw, 0.0], device=K.device)
+    )
     pelvis = rig.joints_rest[0].detach().float()
     points = torch.stack([_rest_point(rig, j, v) for j, v in zip(targets.joint_ids, targets.vertex_ids, strict=True)])
     cam = (points - pelvis) @ R.T  # camera-frame offsets, up to translation
@@ -123,9 +128,9 @@ def _initial_camera(targets: Targets, rig: Rig, K: Tensor, yaw: float) -> Tensor
     centroid = (w * targets.xy).sum(0) / w.sum()
     spread_px = ((targets.xy - centroid).norm(dim=-1) * w[:, 0]).sum()
     z = float(K[0, 0]) * float(spread_3d) / max(float(spread_px), 1e-3)
-    ray = torch.linalg.solve(K, torch.cat([centroid, torch.ones(1)]))
+    ray = torch.linalg.solve(K, torch.cat([centroid, torch.ones(1, device=K.device)]))
     centre_cam = ray * z - (w * cam).sum(0) / w.sum()  # where the pelvis sits in the camera frame
-    return centre_cam - torch.tensor(R_CAM_WORLD) @ pelvis
+    return centre_cam - torch.tensor(R_CAM_WORLD, device=K.device) @ pelvis
 
 
 def _rest_point(rig: Rig, joint: int, vertex: int) -> Tensor:
@@ -169,7 +174,7 @@ def fit_subject(
         raise ValueError("the detections were made on an image of another size than the photo")
     targets = keypoint_targets(detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
-    head = head_target(detections, rig, torch.tensor(R_CAM_WORLD))
+    head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
                       yaw=_initial_yaw(detections), head=head)  # fmt: skip
     return dataclasses.replace(fit, parts=segment(detections))
@@ -187,28 +192,32 @@ def fit_targets(
     head: Float[Tensor, "3 3"] | None = None,
 ) -> SubjectFit:
     """The optimisation behind :func:`fit_subject`, on given 2D targets and a person mask (uint8, 255 = in).
-    ``head``: the head's world rotation relative to the rest pose (:func:`.headfit.head_target`), if known."""
+    ``head``: the head's world rotation relative to the rest pose (:func:`.headfit.head_target`), if known.
+    Runs on the rig's device (the detections and the mask come from the host); the result is on it too."""
     start = time.perf_counter()
-    rig32 = rig.to("cpu", torch.float32)
+    device = rig.vertices_rest.device
+    rig32 = rig.to(dtype=torch.float32)
+    on_host_targets, targets = targets, to_device(targets, device)
+    head = None if head is None else head.to(device)
     h, w = mask.shape
     scale = 100.0 / max(w, h)  # residuals in percent of the long side
     f = 0.5 * max(w, h) / math.tan(math.radians(fov_deg) / 2)
-    K = torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
-    silhouette = _silhouette(mask, scale)
+    K = torch.tensor([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]], device=device)
+    silhouette = _silhouette(mask, scale, device)
     num_shape = len(rig32.shape_names) if rig32.shape_dirs is not None else 0
-    prior = torch.tensor(list(FIT_JOINTS.values()))[:, None]
-    relaxed = rest_pose_prior(not any(name.endswith("_elbow") for name in targets.names))
+    prior = torch.tensor(list(FIT_JOINTS.values()), device=device)[:, None]
+    relaxed = rest_pose_prior(not any(name.endswith("_elbow") for name in targets.names)).to(device)
     # Start with the arms down either way (where most photos have them); the prior keeps them there only when
     # the photo shows no elbow.
     params = _Params(num_shape, yaw, _initial_camera(targets, rig32, K, yaw), rest_pose_prior(True))
-    joint_ids = torch.tensor(targets.joint_ids).clamp_min(0)
-    vertex_ids = torch.tensor(targets.vertex_ids).clamp_min(0)
-    is_joint = torch.tensor(targets.joint_ids)[:, None] >= 0
-    outline_vertices = torch.arange(0, rig32.num_vertices, max(1, rig32.num_vertices // 3000))
+    joint_ids = torch.tensor(targets.joint_ids, device=device).clamp_min(0)
+    vertex_ids = torch.tensor(targets.vertex_ids, device=device).clamp_min(0)
+    is_joint = torch.tensor(targets.joint_ids, device=device)[:, None] >= 0
+    outline_vertices = torch.arange(0, rig32.num_vertices, max(1, rig32.num_vertices // 3000), device=device)
     head_id = next((rig32.joint_names.index(n) for n in HEAD_JOINTS if n in rig32.joint_names), None)
     if head is not None and head_id is not None:
         with torch.no_grad():
-            rest = motion_to_rig(Motion.zeros(1), rig32)
+            rest = motion_to_rig(Motion.zeros(1, device=device), rig32)
             R_rest_head = pose_mesh(rig32, rest.joint_rotations, rest.root_translation).T_world_joint[
                 0, head_id, :3, :3
             ]
@@ -217,7 +226,7 @@ def fit_targets(
 
     def head_loss(T_world_joint: Tensor) -> Tensor:
         if head is None:
-            return torch.zeros(())
+            return torch.zeros((), device=device)
         return (T_world_joint[0, head_id, :3, :3] @ R_rest_head.T - head).square().sum()
 
     def project(with_silhouette: bool):
@@ -255,7 +264,7 @@ def fit_targets(
     return SubjectFit(
         width=w, height=h, framing=framing, camera=camera, shape_names=tuple(rig32.shape_names) if num_shape else (),
         shape=params.shape.detach().clone(), motion=motion,
-        mask=mask, targets=targets, rig_kind=rig.kind, reprojection_error_px=error,
+        mask=mask, targets=on_host_targets, rig_kind=rig.kind, reprojection_error_px=error,
         seconds=time.perf_counter() - start,
     )  # fmt: skip
 

@@ -30,14 +30,14 @@ def rotation_between(
     source: Float[Tensor, "K 3"], target: Float[Tensor, "K 3"], weights: Float[Tensor, " K"] | None = None
 ) -> Float[Tensor, "3 3"]:
     """The rotation R minimising sum_k w_k |(t_k - t̄) - s R (s_k - s̄)|^2 over R and a scale s (Kabsch)."""
-    w = torch.ones(len(source), dtype=source.dtype) if weights is None else weights.to(source.dtype)
+    w = torch.ones(len(source), dtype=source.dtype, device=source.device) if weights is None else weights.to(source)
     w = w / w.sum()
     s = source - (w[:, None] * source).sum(0)
     t = target - (w[:, None] * target).sum(0)
     H = (w[:, None, None] * s[:, :, None] * t[:, None, :]).sum(0)
     U, _, Vt = torch.linalg.svd(H)
     d = torch.sign(torch.linalg.det(Vt.T @ U.T))
-    D = torch.diag(torch.tensor([1.0, 1.0, float(d)], dtype=source.dtype))
+    D = torch.diag(torch.tensor([1.0, 1.0, float(d)], dtype=source.dtype, device=source.device))
     return Vt.T @ D @ U.T
 
 

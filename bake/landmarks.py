@@ -128,4 +128,6 @@ def keypoint_targets(detections: Detections, rig: Rig) -> Targets:
             "person's head and shoulders"
         )
     names, xy, weights, joints, vertices = zip(*rows, strict=True)
-    return Targets(names, torch.tensor(np.array(xy), dtype=torch.float32), torch.tensor(weights), joints, vertices)
+    device = rig.vertices_rest.device  # the host's detections, on the rig's device
+    xy = torch.tensor(np.array(xy), dtype=torch.float32, device=device)
+    return Targets(names, xy, torch.tensor(weights, device=device), joints, vertices)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -11,19 +12,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 
 from anchorsplat.diffusion.generator import Anchors, Clip, ClipSpec, Generator, Subject, load_clip, save_clip
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras
-from anchorsplat.gaussians.io import Avatar, atomic_write_bytes, load_avatar, load_rig, save_avatar
+from anchorsplat.gaussians.device import resolve_device, to_device
+from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
+from anchorsplat.gaussians.io import Avatar, load_avatar, load_rig, save_avatar
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rig import Rig
 
 from .job import STAGES, Job, JobSettings
 from .presets import PRESETS, BakePreset
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_RIG = ASSETS / "anny_default.rig.safetensors"
+DEFAULT_RIG = asset_path("anny_default.rig.safetensors")
+_REDO = "rerun the bake with --force {stage}"
+# files written before they carried their format name read as version 1 (older job folders resume)
+SCRIPT_FILE = FileFormat("anchorsplat.clip-script", 1, "clip script", _REDO.format(stage="script"), unversioned=1)
+SCORES_FILE = FileFormat("anchorsplat.scores", 1, "identity scores", _REDO.format(stage="score"), unversioned=1)
+METRICS_FILE = FileFormat("anchorsplat.fit-metrics", 1, "fit metrics", _REDO.format(stage="fit"), unversioned=1)
 
 
 def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
@@ -47,7 +54,11 @@ def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
             ) from None
         if settings.weights is None:
             raise ValueError("--generator anchored needs --weights DIR (a local diffusers-format model folder)")
-        return load_anchored_generator(Path(settings.weights))
+        from anchorsplat.diffusion.anchored import AnchoredConfig
+
+        return load_anchored_generator(
+            Path(settings.weights), config=AnchoredConfig(refine_strength=settings.refine_strength, seed=settings.seed)
+        )
     raise ValueError(f"--generator {settings.generator}: unknown; choose proxy or anchored")
 
 
@@ -60,6 +71,11 @@ class BakeContext:
     preset: BakePreset
     rig_path: Path = DEFAULT_RIG
     timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def device(self) -> torch.device:
+        """The job's device; what the stages load from the job folder is on the CPU until a stage moves it."""
+        return resolve_device(self.job.settings.device)
 
     @cached_property
     def base_rig(self) -> Rig:
@@ -91,7 +107,7 @@ class BakeContext:
 
     @cached_property
     def scores(self) -> list[dict]:
-        return json.loads(self.job.path("score", "scores.json").read_text())["frames"]
+        return read_json(self.job.path("score", "scores.json"), SCORES_FILE)["frames"]
 
 
 def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
@@ -108,7 +124,7 @@ def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
 
 
 def save_script(path: Path, specs: list[ClipSpec]) -> None:
-    tensors, meta = {}, {"format": "anchorsplat.clip-script", "version": "1", "clips": []}
+    tensors, meta = {}, {"clips": []}
     for spec in specs:
         tensors[f"{spec.name}.full_pose"] = spec.motion.full_pose().float().reshape(len(spec.motion), -1).contiguous()
         tensors[f"{spec.name}.transl"] = spec.motion.transl.float().contiguous()
@@ -124,15 +140,18 @@ def save_script(path: Path, specs: list[ClipSpec]) -> None:
                 "expression_names": list(spec.motion.expression_names),
             }
         )
-    atomic_write_bytes(path, save(tensors, metadata={"data": json.dumps(meta)}))
+    write_safetensors(path, SCRIPT_FILE, tensors, meta)
 
 
 def load_script(path: Path) -> list[ClipSpec]:
-    from safetensors import safe_open
+    meta, t = read_safetensors(path, SCRIPT_FILE)
+    try:
+        return _script_from(meta, t)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise SCRIPT_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["data"])
-    t = load_file(str(path))
+
+def _script_from(meta: dict, t: dict[str, torch.Tensor]) -> list[ClipSpec]:
     specs = []
     for c in meta["clips"]:
         n = c["name"]
@@ -156,7 +175,7 @@ def stage_subject(ctx: BakeContext) -> dict:
     from .bodyfit import fit_subject
     from .detect import detect_person
     from .photo import load_photo
-    from .subject import load_subject, save_subject
+    from .subject import check_subject_for, load_subject, save_subject
 
     settings = ctx.job.settings
     photo = load_photo(Path(settings.photo))
@@ -164,9 +183,10 @@ def stage_subject(ctx: BakeContext) -> dict:
     info = {}
     if settings.subject_params is not None:
         fit = load_subject(Path(settings.subject_params))
+        check_subject_for(fit, photo, ctx.base_rig)
     else:
         detections = detect_person(photo, person=settings.person)
-        fit = fit_subject(photo, ctx.base_rig, detections=detections)
+        fit = to_device(fit_subject(photo, ctx.base_rig.to(ctx.device), detections=detections), "cpu")
         info = {"people": detections.num_people, "person": detections.person}
         if detections.num_people > 1:
             chosen = "the one asked for" if settings.person is not None else "the largest, most central"
@@ -191,13 +211,14 @@ def stage_script(ctx: BakeContext) -> dict:
 
 def stage_generate(ctx: BakeContext) -> dict:
     generator = make_generator(ctx.job.settings, ctx.preset)
-    anchors = Anchors(ctx.subject.photo)
+    subject = to_device(ctx.subject, ctx.device)
+    anchors = Anchors(subject.photo)
     for spec in ctx.script:  # one clip at a time so a restart keeps the clips already made
         path = ctx.job.path("clips", f"{spec.name}.safetensors")
         if path.exists():
             continue
-        (clip,) = generator.generate(ctx.subject, [spec], anchors)
-        save_clip(path, clip)
+        (clip,) = generator.generate(subject, [to_device(spec, ctx.device)], anchors)
+        save_clip(path, to_device(clip, "cpu"))
     return {"generator": generator.name}
 
 
@@ -216,9 +237,7 @@ def stage_score(ctx: BakeContext) -> dict:
     warning = faces_warning(len(found), len(scores))
     if warning is not None:
         summary["warning"] = warning
-    atomic_write_bytes(
-        ctx.job.path("score", "scores.json"), json.dumps({"summary": summary, "frames": frames}, indent=1).encode()
-    )
+    write_json(ctx.job.path("score", "scores.json"), SCORES_FILE, {"summary": summary, "frames": frames})
     return summary
 
 
@@ -275,7 +294,7 @@ def stage_fit(ctx: BakeContext) -> dict:
 
     from .fit import FitSettings, fit_avatar, heldout_psnr
 
-    subject, preset, settings = ctx.subject, ctx.preset, ctx.job.settings
+    subject, preset, settings = to_device(ctx.subject, ctx.device), ctx.preset, ctx.job.settings
     g = bind_to_surface(
         subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed),
         face_density=head_density(subject.rig, preset.head_density),
@@ -290,7 +309,7 @@ def stage_fit(ctx: BakeContext) -> dict:
         g.opacity_logits,
         rgb_to_sh_dc(colours)[:, None],
     )
-    train, heldout = build_views(ctx, init)
+    train, heldout = to_device(build_views(ctx, init.to("cpu")), ctx.device)
     fit_settings = FitSettings(
         iterations=preset.iterations,
         photo_probability=preset.photo_probability,
@@ -303,7 +322,7 @@ def stage_fit(ctx: BakeContext) -> dict:
     result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
     value = heldout_psnr(result.gaussians, subject.rig, heldout, fit_settings)
     info = {"preset": preset.name, "generator": settings.generator, "photo": Path(settings.photo).name}
-    save_avatar(ctx.job.path("avatar.anchorsplat"), Avatar(subject.rig, result.gaussians, info))
+    save_avatar(ctx.job.path("avatar.anchorsplat"), to_device(Avatar(subject.rig, result.gaussians, info), "cpu"))
     metrics = {
         "heldout_psnr": value,
         "train_views": len(train),
@@ -312,7 +331,9 @@ def stage_fit(ctx: BakeContext) -> dict:
         "losses": result.losses,
         "counts": result.counts,
     }
-    atomic_write_bytes(ctx.job.path("fit", "metrics.json"), json.dumps(metrics).encode())
+    if not math.isfinite(metrics["heldout_psnr"]):  # no held-out views: JSON has no NaN, the file stores null
+        metrics["heldout_psnr"] = None
+    write_json(ctx.job.path("fit", "metrics.json"), METRICS_FILE, metrics)
     return {"heldout_psnr": value, "gaussians": len(result.gaussians)}
 
 
@@ -325,9 +346,9 @@ def stage_report(ctx: BakeContext) -> dict:
     from .report import ReportData, write_report
     from .score import faces_warning, portrait_scores
 
-    avatar = load_avatar(ctx.job.path("avatar.anchorsplat"))
-    turn = next(c for c in ctx.clips if c.name == "turn")
-    background = torch.tensor([1.0, 1.0, 1.0])
+    avatar = to_device(load_avatar(ctx.job.path("avatar.anchorsplat")), ctx.device)
+    turn = to_device(next(c for c in ctx.clips if c.name == "turn"), ctx.device)
+    background = torch.tensor([1.0, 1.0, 1.0], device=ctx.device)
     renders = []
     with torch.no_grad():
         for t in range(len(turn)):
@@ -337,10 +358,10 @@ def stage_report(ctx: BakeContext) -> dict:
                 backend=ctx.job.settings.backend,
                 background=background,
             )
-            renders.append(to_uint8(out.rgb[0, 0]))
-    renders = np.stack(renders)
+            renders.append(out.rgb[0, 0])
+    renders = to_uint8(torch.stack(renders))  # one read-back for the whole turntable
     write_video(ctx.job.path("turntable.mp4"), renders, fps=12.0)
-    metrics = json.loads(ctx.job.path("fit", "metrics.json").read_text())
+    metrics = read_json(ctx.job.path("fit", "metrics.json"), METRICS_FILE)
     identity = [(s["clip"], s["index"], s["distance"], s["weight"]) for s in ctx.scores]
     timings = {s: ctx.job.stage_record(s).get("seconds", 0.0) for s in STAGES if s != "report"}
     data = ReportData(
@@ -349,7 +370,7 @@ def stage_report(ctx: BakeContext) -> dict:
         ctx.job.settings.generator,
         metrics["losses"],
         metrics["counts"],
-        metrics["heldout_psnr"],
+        float("nan") if metrics["heldout_psnr"] is None else metrics["heldout_psnr"],
         identity,
         renders,
         to_uint8(turn.frames),
@@ -388,20 +409,38 @@ def run_bake(
     numbers (for tests and experiments; the job's config still records the name)."""
     if preset is None and settings.preset not in PRESETS:
         raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
+    # a device this machine lacks, or gsplat off CUDA, is refused before any job folder is made
+    if settings.backend == "gsplat" and resolve_device(settings.device).type != "cuda":
+        raise ValueError("--backend gsplat renders on CUDA only: use --device cuda (or auto on a GPU machine), "
+                         "or --backend torch / auto")  # fmt: skip
+    resolve_device(settings.device)
     if settings.subject_params is None and not Path(settings.photo).exists():
         raise ValueError(f"photo {settings.photo} does not exist")
     from .photo import load_photo
 
-    load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    photo = load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    if settings.subject_params is not None:  # and so is a subject fitted on another photo or rig
+        from .subject import check_subject_for, load_subject
+
+        check_subject_for(load_subject(Path(settings.subject_params)), photo, load_rig(rig_path))
     job = Job(out, settings)
-    job.open()
+    created = job.open()
+    finished = False
+    try:
+        _run_stages(job, BakeContext(job, preset or PRESETS[settings.preset], rig_path), force, echo)
+        finished = True
+    finally:  # a job this run created that failed before its first stage finished leaves nothing behind
+        job.close(remove=created and not finished and not job.any_done())
+    return job.path("avatar.anchorsplat")
+
+
+def _run_stages(job: Job, ctx: BakeContext, force: str | None, echo) -> None:
     if force is not None:
         job.force_from(force)
-    ctx = BakeContext(job, preset or PRESETS[settings.preset], rig_path)
     todo = [s for s in STAGES if not job.is_done(s)]
     if not todo:
-        echo(f"{out}: the bake is complete, nothing to do (use --force STAGE to redo from a stage)")
-        return job.path("avatar.anchorsplat")
+        echo(f"{job.root}: the bake is complete, nothing to do (use --force STAGE to redo from a stage)")
+        return
     for stage in todo:
         echo(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}")
         job.log(f"start {stage}")
@@ -414,4 +453,3 @@ def run_bake(
             job.log(f"warning: {info['warning']}")
             echo(f"warning: {info['warning']}")
     echo(f"wrote {job.path('avatar.anchorsplat')} and {job.path('report.html')}")
-    return job.path("avatar.anchorsplat")

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from anchorsplat.diffusion.generator import Clip
 from anchorsplat.gaussians.io import Avatar
@@ -51,11 +52,12 @@ def score_clips(clips: list[Clip], photo: np.ndarray, *, upscale_to: int = 256) 
     reference = face_embedding(photo)
     scores = []
     for clip in clips:
+        # dlib runs on the host: one read-back per clip, whatever the clips' device
+        frames = (clip.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy() if reference is not None else None
         for t in range(len(clip)):
             distance = None
-            if reference is not None:
-                frame = (clip.frames[t].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-                frame = _upscale(frame, upscale_to)
+            if frames is not None:
+                frame = _upscale(frames[t], upscale_to)
                 embedding = face_embedding(frame)
                 distance = None if embedding is None else identity_distance(reference, embedding)
             scores.append(FrameScore(clip.name, t, distance, weight_from_distance(distance)))
@@ -111,14 +113,14 @@ def portrait_scores(
 
     reference = face_embedding(photo)
     rig = avatar.rig
-    motion = Motion.zeros(1, dtype=rig.vertices_rest.dtype)
+    motion = Motion.zeros(1, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device)
     out = []
     with torch.no_grad():
         posed = pose(avatar.gaussians, rig, motion)
         head = head_position(rig, pose_motion_mesh(rig, motion).T_world_joint[0])
         means = posed.means[0].float()
         head = means.mean(0) if head is None else head.float()
-        cameras = portrait_cameras(means, head, torch.tensor(yaws_deg), size)
+        cameras = portrait_cameras(means, head, torch.tensor(yaws_deg, device=means.device), size)
         for i, yaw in enumerate(yaws_deg):
             background = torch.ones(3, dtype=means.dtype, device=means.device)
             image = to_uint8(render(posed, cameras[i], backend=backend, background=background).rgb[0, 0])

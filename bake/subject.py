@@ -21,6 +21,7 @@ from jaxtyping import Float, UInt8
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.fileio import FileFormat, read_json
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rig import Rig
 
@@ -110,7 +111,8 @@ def save_subject(path: str | os.PathLike, fit: SubjectFit) -> Path:
 
 
 # version -> function upgrading that version's JSON to version + 1 (none yet).
-_MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+_MIGRATIONS: dict[int, Callable[[dict, dict], tuple[dict, dict]]] = {}
+SUBJECT_FILE = FileFormat(SUBJECT_FORMAT, SUBJECT_VERSION, "subject file", "re-run the subject stage", _MIGRATIONS)
 
 
 def load_subject(path: str | os.PathLike) -> SubjectFit:
@@ -120,26 +122,7 @@ def load_subject(path: str | os.PathLike) -> SubjectFit:
         ValueError: a missing, damaged or foreign file, a newer format version, or a missing mask.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"subject file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"subject file {path} is not valid JSON ({exc}); re-run the subject stage") from None
-    if not isinstance(data, dict) or data.get("format") != SUBJECT_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise ValueError(f"{path} is not an anchorsplat subject file (format {found!r}, expected {SUBJECT_FORMAT!r})")
-    version = data.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ValueError(f"{path}: invalid subject format version {version!r}")
-    if version > SUBJECT_VERSION:
-        raise ValueError(
-            f"{path} is subject format version {version}, newer than this anchorsplat reads ({SUBJECT_VERSION}): "
-            "upgrade anchorsplat"
-        )
-    while version < SUBJECT_VERSION:
-        data = _MIGRATIONS[version](data)
-        version += 1
+    data = read_json(path, SUBJECT_FILE)
     try:
         return _subject_from(data, path)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

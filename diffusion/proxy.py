@@ -60,7 +60,7 @@ class ProxyGenerator:
 
     def generate(self, subject: Subject, script: list[ClipSpec], anchors: Anchors) -> list[Clip]:
         proxy = self.texture(subject)
-        background = torch.tensor(self.config.background)
+        background = torch.tensor(self.config.background, device=subject.photo.device)
         clips = []
         for spec in script:
             frames, masks = [], []

@@ -164,7 +164,7 @@ def photo_colours(
 
 
 def _allowed(parts: Tensor, label_ids: tuple[int, ...]) -> Tensor:
-    table = torch.zeros(len(PART_NAMES), len(label_ids))
+    table = torch.zeros(len(PART_NAMES), len(label_ids), device="cpu")  # filled on the host, then moved
     for p, name in enumerate(PART_NAMES):
         for k, lab in enumerate(label_ids):
             table[p, k] = float(lab in _ALLOWED.get(name, (LABEL_PERSON,)))
@@ -186,7 +186,7 @@ def fill_hidden(
 
     if not bool(visible.any()):
         raise ValueError("the photo shows none of the fitted body: check the subject fit (camera and pose)")
-    parts = torch.zeros(len(means_canonical), dtype=torch.long) if parts is None else parts.cpu()
+    parts = torch.zeros(len(means_canonical), dtype=torch.long, device="cpu") if parts is None else parts.cpu()
     points_all = means_canonical.detach().cpu().double().numpy()
     seen_mask = visible.cpu().numpy()
     part_np = parts.numpy()

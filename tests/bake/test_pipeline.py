@@ -120,8 +120,10 @@ def test_bake_end_to_end_resume_force_and_batch(subject_files, tmp_path):
     # A Ray batch over the folder: the finished subject stays done, the broken photo fails alone and is reported.
     lines.clear()
     template = JobSettings(photo="", subject_params=str(subject_path), backend="torch")
-    results = run_batch(photos, tmp_path / "batch", template, num_cpus=1, echo=lines.append)
-    assert {r.subject: r.ok for r in results} == {"broken": False, "photo": True}
+    results = run_batch(
+        photos, tmp_path / "batch", template, num_cpus=1, echo=lines.append, rig_path=rig_path, preset=TINY
+    )
+    assert {r.subject: r.ok for r in results} == {"broken": False, "photo": True}, [r.error for r in results]
     summary = json.loads((tmp_path / "batch" / "summary.json").read_text())
     assert summary["ok"] == ["photo"] and "not an image" in summary["failed"]["broken"]
     assert any("failed broken" in line for line in lines)

