@@ -27,7 +27,7 @@ from anchorsplat.gaussians.synthetic import synthetic_rig
 from anchorsplat.gaussians.video import to_uint8, write_image
 
 TINY = BakePreset("tiny", resolution=32, frames_per_clip=3, proxy_gaussians=800, gaussians=200, iterations=10,
-                  holdout_every=3, densify_every=4, turntable_frames=3, checkpoint_every=4)  # fmt: skip
+                  holdout_every=3, densify_every=4, checkpoint_every=4)  # fmt: skip
 
 
 def _photo_of(rig, size=64):
