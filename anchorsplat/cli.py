@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(ValueError):  # only the main thread may set handlers (tests call main elsewhere)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        from anchorsplat.threads import apply_thread_policy
+
+        apply_thread_policy(getattr(config, "threads", None))  # before any command imports torch
         with quiet_third_party(verbose):
             run(config)
     except KeyboardInterrupt:

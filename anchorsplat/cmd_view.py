@@ -50,7 +50,7 @@ def start_viewer(config: ViewConfig) -> ViewerApp:
     settings = ViewerSettings(
         host=config.host, port=config.port, mode="server render" if config.mode == "server" else "client splats",
         fps=config.fps, max_resolution=config.max_resolution, backend=config.backend, device=config.device,
-        model=config.model, audio=config.audio, motion=config.motion,
+        model=config.model, audio=config.audio, motion=config.motion, max_tabs=config.max_tabs,
     )  # fmt: skip
     return ViewerApp(config.avatar, settings)
 

@@ -28,7 +28,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from anchorsplat.gaussians.fileio import FileFormat, FileFormatError, read_json, remove_leftovers, write_json
@@ -49,10 +49,24 @@ class JobSettings:
     preset: str = "preview"
     generator: str = "proxy"
     weights: str | None = None
+    refine_strength: float | None = None
     subject_params: str | None = None
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+    person: int | None = None
+    """Which person of a group photo to bake (1-based, left to right); None: the largest, most central."""
+    device: str = "auto"
+    """Where every stage runs: auto (CUDA when present), cpu or cuda. Not part of the result's identity: a job
+    started on one device resumes on another."""
+
+
+# Settings a rerun may change without making it another bake.
+RESUMABLE_ELSEWHERE = ("device",)
+
+
+def _setting_defaults() -> dict:
+    return {f.name: f.default for f in fields(JobSettings) if f.default is not MISSING}
 
 
 class Job:
@@ -141,8 +155,10 @@ class Job:
             if "not an anchorsplat" in str(exc):
                 raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out") from None
             raise
-        if saved.get("settings") != wanted:
-            changed = sorted(k for k, v in wanted.items() if (saved.get("settings") or {}).get(k) != v)
+        # settings added after a job was made hold their default in it
+        saved_settings = {**_setting_defaults(), **(saved.get("settings") or {})}
+        changed = sorted(k for k, v in wanted.items() if k not in RESUMABLE_ELSEWHERE and saved_settings.get(k) != v)
+        if changed:
             raise ValueError(
                 f"{self.root} holds a bake made with other settings ({', '.join(changed)} differ): "
                 "use another --out, or delete that folder"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras
@@ -30,15 +30,34 @@ class Subject:
     rig: Rig
     motion: Motion
     camera: Cameras
+    parts: Int[Tensor, "H W"] | None = None
+    """Pixel labels of the photo (:data:`.texture.LABEL_BACKGROUND` .. ``LABEL_FACE``: not the person, the
+    person, a hand, the face); None: the mask alone decides what is the person."""
+
+
+@dataclass(frozen=True, eq=False)
+class ClipAudio:
+    """The speech a clip is driven by: one mono track per character, starting at the clip's first frame."""
+
+    waveforms: Float[Tensor, "K S"]
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        if self.waveforms.ndim != 2:
+            raise ValueError(
+                f"clip audio: waveforms must be K x S (one row per character), got {tuple(self.waveforms.shape)}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
 class ClipSpec:
-    """One clip to generate: T frames, each with its body motion and its camera (known by construction)."""
+    """One clip to generate: T frames, each with its body motion and its camera (known by construction), and
+    optionally the speech that drives it (audio-conditioned generators use it; the proxy ignores it)."""
 
     name: str
     motion: Motion
     cameras: Cameras
+    audio: ClipAudio | None = None
 
     def __post_init__(self) -> None:
         if len(self.motion) != len(self.cameras):
@@ -71,7 +90,8 @@ class Clip:
 
 @runtime_checkable
 class Generator(Protocol):
-    """Anything that turns a subject and a clip script into clips."""
+    """Anything that turns a subject and a clip script into clips (a clip's audio, if any, rides on its
+    :class:`ClipSpec`)."""
 
     name: str
 

@@ -22,6 +22,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
 
 from .baseline import FaceStep
@@ -30,7 +31,7 @@ from .features import FeatureConfig
 
 MODEL_FORMAT = "anchorsplat.audio2motion"
 MODEL_VERSION = 1
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "audio2motion"
+DEFAULT_MODEL_DIR = asset_path("audio2motion")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, Cameras, framing_cameras
+from anchorsplat.gaussians.device import resolve_device
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
 from anchorsplat.gaussians.rigged import canonical_means, pose
@@ -37,14 +38,6 @@ from .retrieval import build_style_memory
 VIEWS = (*VIEW_YAWS_DEG, "face")
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA device is available; use device 'cpu'")
-    return torch.device(device)
-
-
 def view_cameras(avatar: Avatar, view: str, resolution: int, device: torch.device) -> Cameras:
     """One camera framing the whole body from a named view, or the head (``"face"``)."""
     if view not in VIEWS:
@@ -56,7 +49,7 @@ def view_cameras(avatar: Avatar, view: str, resolution: int, device: torch.devic
         near_head = (points[:, 1] > head[1] - 0.12) & ((points[:, [0, 2]] - head[[0, 2]]).norm(dim=-1) < 0.3)
         if int(near_head.sum()) >= 10:
             points = points[near_head]
-    cams = framing_cameras(points, torch.tensor([yaw]), width=resolution, height=resolution)
+    cams = framing_cameras(points, torch.tensor([yaw], device=points.device), width=resolution, height=resolution)
     return cams.to(device)
 
 
