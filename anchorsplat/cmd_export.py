@@ -56,6 +56,9 @@ def _motion(config: ExportConfig) -> Motion | None:
     if config.motion is not None:
         return load_motion(config.motion)
     if config.audio is not None:
+        from anchorsplat.commands import check_number
+
+        check_number("--fps", config.fps, 1.0, 240.0)
         return audio_motion(config.audio, config.audio_model, config.fps)
     return None
 
