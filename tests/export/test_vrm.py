@@ -75,3 +75,38 @@ def test_rig_without_humanoid_bones_is_refused(avatar, surface, tmp_path):
         humanoid_bones(avatar.rig)
     with pytest.raises(ValueError, match="must end in .vrm"):
         export_vrm(avatar, tmp_path / "a.glb", surface)
+
+
+@pytest.fixture(scope="module")
+def three_vrm(chromium, body_vrm, tmp_path_factory) -> dict:
+    import json
+
+    from jstools import JS_DIR
+
+    if not (JS_DIR / "node_modules" / "@pixiv" / "three-vrm" / "package.json").is_file():
+        pytest.fail(f"the npm package @pixiv/three-vrm is not installed in {JS_DIR}: run `npm ci --prefix {JS_DIR}`")
+    job = tmp_path_factory.mktemp("vrm_browser") / "job.json"
+    job.write_text(json.dumps({"vrm": str(body_vrm)}))
+    result = run_node("browser_checks.mjs", job, timeout=180)
+    assert result["pageErrors"] == []
+    return result["vrm"]
+
+
+def test_three_vrm_loads_the_humanoid_and_aa_opens_the_mouth(three_vrm, body_avatar):
+    import numpy as np
+
+    out = three_vrm
+    assert out["loaded"] and out["metaVersion"] == "1" and out["name"] == "body"
+    checked = ("hips", "spine", "head", "leftUpperArm", "leftHand", "rightFoot")
+    # three.js sanitises node names for its animation bindings: "wrist.L" becomes "wristL"
+    assert {k: out["bones"][k] for k in checked} == {k: EXPECTED_ANNY[k].replace(".", "") for k in checked}
+    assert {"aa", "ih", "ou", "ee", "oh", "blink", "happy", "angry", "sad", "relaxed", "surprised"} <= set(
+        out["expressions"]
+    )
+    rig = body_avatar.rig
+    jaw = rig.expression_names.index("jawOpen")
+    assert out["influences"][jaw] == pytest.approx(1.0)
+    moved = np.linalg.norm(np.reshape(out["open"], (-1, 3)) - np.reshape(out["neutral"], (-1, 3)), axis=1)
+    expected = rig.expression_dirs[jaw].norm(dim=-1).numpy()  # the mesh is the rig's: "aa" is jawOpen at 1
+    np.testing.assert_allclose(moved, expected, atol=1e-4)
+    assert moved.max() > 0.005  # the mouth really opens
