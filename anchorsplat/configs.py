@@ -49,9 +49,9 @@ class RenderConfig:
 class ExportConfig:
     """Export an avatar: glb (rigged glTF 2.0: the clothed, textured surface extracted from the splats, skinned to
     the skeleton with the expression morph targets, optional animation; the Gaussians as KHR_gaussian_splatting
-    points in a second file NAME.splats.glb), obj (the textured surface in one pose, for DCC tools), ply
-    (standard 3DGS), spz (Niantic's compressed splats) or web (a self-contained folder that plays the avatar in a
-    browser)."""
+    points in a second file NAME.splats.glb), vrm (the surface as a VRM 1.0 avatar), obj (the textured surface
+    in one pose, for DCC tools), ply (standard 3DGS), spz (Niantic's compressed splats) or web (a self-contained
+    folder that plays the avatar in a browser)."""
 
     avatar: tyro.conf.Positional[Path]
     """The avatar file (.anchorsplat)."""
