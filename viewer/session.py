@@ -85,10 +85,6 @@ class ClientSession:
         self._closed = threading.Event()
         self.talk: Talk | None = None
         self.gui = SessionGui(self)
-        if context.initial_audio is not None:
-            self.gui.audio_loaded("audio", self.set_audio(context.initial_audio))
-        if context.initial_motion is not None:
-            self.set_motion(context.initial_motion)
         self.loop = FrameLoop(
             f"anchorsplat-view-{client.client_id}",
             fps=self.settings.fps,
@@ -97,6 +93,10 @@ class ClientSession:
             frame=self.frame,
             on_error=lambda exc: self.gui.notify("Frame failed", f"{type(exc).__name__}: {exc}", error=True),
         )
+        if context.initial_audio is not None:
+            self.gui.audio_loaded("audio", self.set_audio(context.initial_audio))
+        if context.initial_motion is not None:
+            self.set_motion(context.initial_motion)
         client.camera.on_update(lambda _camera: self._camera_moved())
         self.loop.request()  # the first frame, for the camera the tab connected with
         self._sync_thread = threading.Thread(target=self._sync_loop, name="anchorsplat-audio-sync", daemon=True)
