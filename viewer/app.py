@@ -135,7 +135,7 @@ class ViewerApp:
             import viser
         except ImportError:
             raise ValueError("the viewer needs viser: pip install 'anchorsplat[viewer]'") from None
-        from anchorsplat.runtime.player import resolve_device
+        from anchorsplat.gaussians.device import resolve_device
 
         self.settings = settings
         self.device = resolve_device(settings.device)

@@ -9,9 +9,10 @@ import functools
 import json
 from typing import TYPE_CHECKING
 
+from anchorsplat.gaussians.video import AUDIO_SUFFIXES
+
 from .controls import BODY_PRESETS, HEAD_PRESETS
 from .inject import run_html
-from .playback import AUDIO_SUFFIXES
 from .state import CAMERA_PRESETS, MODES
 
 if TYPE_CHECKING:

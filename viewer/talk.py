@@ -19,14 +19,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 
+from anchorsplat.gaussians.assets import package_data
 from anchorsplat.gaussians.motion import Motion
 
 from .inject import read_source, run_html, script_html
 from .mic import MicFrame, MicStream, chunk_message_type
 
-SCRIPT = Path(__file__).resolve().parent / "web" / "talk.js"
+SCRIPT = package_data("anchorsplat.viewer", "web", "talk.js")
 CHUNK_SAMPLES = 256
 """Samples per microphone chunk: 16 ms at 16 kHz (the issue asks for <= 20 ms)."""
 SLOTS = 16

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("viser")
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.viewer.wire import ScriptedClient, decode_jpeg  # noqa: E402
 
 
@@ -147,11 +148,10 @@ def test_client_splats_mode_and_bad_uploads(app, front_view, speech_path):
 
 
 def test_default_anny_avatar_gets_arkit_sliders_and_a_frame():
-    from pathlib import Path
 
     from anchorsplat.viewer.app import ViewerApp, ViewerSettings
 
-    path = Path(__file__).resolve().parents[2] / "assets" / "body.anchorsplat"
+    path = asset_path("body.anchorsplat")
     assert path.is_file(), f"{path} is missing (the demo avatar ships with the repository)"
     app = ViewerApp(path, ViewerSettings(port=0, model="baseline", max_resolution=128, fps=10.0))
     client = ScriptedClient(app.url)
