@@ -300,7 +300,7 @@ class ClientSession:
         self._closed.set()
         talk, self.talk = self.talk, None
         if talk is not None:
-            talk.stop()
+            talk.stop(page_open=False)
         self.loop.stop()
         if self._sync_thread is not threading.current_thread():
             self._sync_thread.join(timeout=5.0)
