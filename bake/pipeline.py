@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -240,8 +241,10 @@ def stage_score(ctx: BakeContext) -> dict:
     return summary
 
 
-def build_views(ctx: BakeContext):
-    """Training views (the photo + weighted generated frames) and held-out views (every k-th frame)."""
+def build_views(ctx: BakeContext, textured=None):
+    """Training views (the photo + weighted generated frames) and held-out views (every k-th frame). With
+    ``textured`` (the photo-textured avatar the fit starts from), the photo's occluders (hands, held objects:
+    pixels not labelled person or face) are replaced by the completed body behind them."""
     from anchorsplat.diffusion.texture import head_density
     from anchorsplat.gaussians.rigged import pose_motion_mesh
 
@@ -254,6 +257,18 @@ def build_views(ctx: BakeContext):
     photo = ctx.subject
     size = ctx.preset.resolution
     photo_vertices = pose_motion_mesh(rig, photo.motion).vertices[0]
+    image, mask = photo.photo, photo.mask
+    if textured is not None and photo.parts is not None:
+        from anchorsplat.gaussians.render import render
+        from anchorsplat.gaussians.rigged import pose_from_vertices
+
+        from .views import occluders_completed
+
+        with torch.no_grad():
+            out = render(pose_from_vertices(textured, rig, photo_vertices[None]), photo.camera,
+                         backend=ctx.job.settings.backend, background=torch.ones(3))  # fmt: skip
+        image, mask = occluders_completed(image, mask, photo.parts, out.rgb[0, 0], out.alpha[0, 0, ..., 0])
+    photo = dataclasses.replace(photo, photo=image, mask=mask)
     whole = scaled_photo_view(photo.photo, photo.mask, photo.camera, size)
     train.append(View(whole.image, whole.mask, photo_vertices, whole.camera, 1.0, True))
     head_faces = head_density(rig, 2.0) > 1.5
@@ -294,7 +309,7 @@ def stage_fit(ctx: BakeContext) -> dict:
         g.opacity_logits,
         rgb_to_sh_dc(colours)[:, None],
     )
-    train, heldout = to_device(build_views(ctx), ctx.device)
+    train, heldout = to_device(build_views(ctx, init.to("cpu")), ctx.device)
     fit_settings = FitSettings(
         iterations=preset.iterations,
         photo_probability=preset.photo_probability,

@@ -101,19 +101,24 @@ def portrait_scores(
     size: int = 256,
     backend: str = "auto",
 ) -> list[PortraitScore]:
-    """Render ``avatar`` in its rest pose in portrait views at ``yaws_deg`` and score each against ``photo``."""
+    """Render ``avatar`` (rest pose, arms hanging) in portrait views at ``yaws_deg`` and score each against
+    ``photo``."""
     import torch
 
-    from anchorsplat.gaussians.motion import Motion
+    from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
     from anchorsplat.gaussians.render import render
     from anchorsplat.gaussians.rigged import pose, pose_motion_mesh
     from anchorsplat.gaussians.video import to_uint8
 
+    from .bodyfit import RELAXED_ARMS
     from .views import head_position, portrait_cameras
 
     reference = face_embedding(photo)
     rig = avatar.rig
-    motion = Motion.zeros(1, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device)
+    full = torch.zeros(1, 55, 3, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device)
+    for name, aa in RELAXED_ARMS.items():  # arms hanging, as in a portrait photo, not the rig's T-pose
+        full[0, SMPLX_JOINT_NAMES.index(name)] = torch.tensor(aa, dtype=full.dtype)
+    motion = Motion.from_full_pose(full)
     out = []
     with torch.no_grad():
         posed = pose(avatar.gaussians, rig, motion)

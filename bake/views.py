@@ -53,6 +53,25 @@ def scaled_camera(camera: Cameras, width: int, height: int, size: int) -> Camera
     return Cameras(camera.T_cam_world, K, w, h)
 
 
+def occluders_completed(
+    photo: Float[Tensor, "H W 3"],
+    mask: Float[Tensor, "H W"],
+    labels: Tensor,
+    body_rgb: Float[Tensor, "H W 3"],
+    body_alpha: Float[Tensor, "H W"],
+) -> tuple[Float[Tensor, "H W 3"], Float[Tensor, "H W"]]:
+    """The photo as the fit may see it: wherever the fitted body lies behind something that is not its own
+    skin, clothes or face (a hand, a held object, a table, another person: pixel labels other than person and
+    face), the photo shows the completed body (``body_rgb``, the photo-textured body rendered from the photo's
+    camera) instead, so those pixels never colour the body; outside the body they are background."""
+    from anchorsplat.diffusion.texture import LABEL_FACE, LABEL_PERSON
+
+    own = ((labels == LABEL_PERSON) | (labels == LABEL_FACE)).to(mask)
+    behind = (1 - own) * body_alpha
+    image = own[..., None] * photo + (1 - own[..., None]) * body_rgb
+    return image, own * mask + behind
+
+
 def face_crop(
     photo: Float[Tensor, "H W 3"],
     mask: Float[Tensor, "H W"],

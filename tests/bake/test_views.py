@@ -67,3 +67,27 @@ def test_render_view_portrait_frames_the_face(tmp_path):
     # The whole body fills the front view's height; the portrait shows the top of the body enlarged: its content
     # reaches the bottom edge (the shoulders are cut there) and starts near the top (the head).
     assert out["front"][1] < 95 and out["portrait"][1] >= 94 and out["portrait"][0] < 25, out
+
+
+def test_occluders_are_replaced_by_the_completed_body():
+    from anchorsplat.bake.views import occluders_completed
+    from anchorsplat.diffusion.texture import LABEL_BACKGROUND, LABEL_FACE, LABEL_HAND, LABEL_PERSON
+
+    h, w = 6, 8
+    photo = torch.zeros(h, w, 3)
+    photo[..., 1] = 1.0  # green everywhere: whatever is not replaced stays green
+    labels = torch.full((h, w), LABEL_PERSON)
+    labels[:, :2] = LABEL_BACKGROUND  # a held object / the background
+    labels[0, 4] = LABEL_HAND
+    labels[5, 5] = LABEL_FACE
+    mask = (labels != LABEL_BACKGROUND).float()
+    body_rgb = torch.full((h, w, 3), 0.5)
+    body_alpha = torch.ones(h, w)
+    body_alpha[:, 0] = 0.0  # column 0: no body behind the object
+    image, fit_mask = occluders_completed(photo, mask, labels, body_rgb, body_alpha)
+    assert torch.equal(image[:, 2:][labels[:, 2:] != LABEL_HAND], photo[:, 2:][labels[:, 2:] != LABEL_HAND])
+    assert torch.equal(image[0, 4], body_rgb[0, 4]) and torch.equal(image[:, 1], body_rgb[:, 1])
+    assert torch.equal(fit_mask[:, 0], torch.zeros(h)) and torch.equal(fit_mask[:, 1], torch.ones(h))
+    assert float(fit_mask[0, 4]) == 1.0 and float(fit_mask[5, 5]) == 1.0
+    # no object colour (green) is left anywhere the fit sees as the body
+    assert not bool(((image[..., 1] == 1.0) & (fit_mask > 0) & (labels != LABEL_PERSON) & (labels != LABEL_FACE)).any())

@@ -12,7 +12,7 @@ from anchorsplat.gaussians.assets import asset_path
 pytest.importorskip("viser")
 
 try:
-    from anchorsplat.viewer.wire import ScriptedClient
+    from wire import ScriptedClient
 except ImportError:  # moved next to the tests
     from wire import ScriptedClient
 
