@@ -18,9 +18,11 @@ import torch
 from jstools import run_node
 from PIL import Image
 
+from anchorsplat.gaussians.assets import assets_dir
+
 pytestmark = pytest.mark.slow
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = assets_dir()
 SIZE, FOV = 256, 20.0
 
 
