@@ -57,13 +57,11 @@ HEAD_WEIGHT = 20.0
 """Weight of the head-rotation target (squared Frobenius distance; 10 degrees off costs ~0.06 x this)."""
 
 
-def rest_pose_prior(relaxed_arms: bool) -> Float[Tensor, "P 3"]:
+def rest_pose_prior(relaxed_arms: bool, device: torch.device | str = "cpu") -> Float[Tensor, "P 3"]:
     """The pose the prior pulls :data:`FIT_JOINTS` toward (and the fit starts from): zero, with the arms
     hanging when ``relaxed_arms`` (no elbow in the photo)."""
-    out = torch.zeros(len(FIT_JOINTS), 3)
-    for name, aa in RELAXED_ARMS.items() if relaxed_arms else ():
-        out[list(FIT_JOINTS).index(name)] = torch.tensor(aa)
-    return out
+    rows = [RELAXED_ARMS.get(name, (0.0, 0.0, 0.0)) if relaxed_arms else (0.0, 0.0, 0.0) for name in FIT_JOINTS]
+    return torch.tensor(rows, device=device)
 
 
 class _Params(torch.nn.Module):
@@ -206,10 +204,10 @@ def fit_targets(
     silhouette = _silhouette(mask, scale, device)
     num_shape = len(rig32.shape_names) if rig32.shape_dirs is not None else 0
     prior = torch.tensor(list(FIT_JOINTS.values()), device=device)[:, None]
-    relaxed = rest_pose_prior(not any(name.endswith("_elbow") for name in targets.names)).to(device)
+    relaxed = rest_pose_prior(not any(name.endswith("_elbow") for name in targets.names), device)
     # Start with the arms down either way (where most photos have them); the prior keeps them there only when
     # the photo shows no elbow.
-    params = _Params(num_shape, yaw, _initial_camera(targets, rig32, K, yaw), rest_pose_prior(True))
+    params = _Params(num_shape, yaw, _initial_camera(targets, rig32, K, yaw), rest_pose_prior(True, device))
     joint_ids = torch.tensor(targets.joint_ids, device=device).clamp_min(0)
     vertex_ids = torch.tensor(targets.vertex_ids, device=device).clamp_min(0)
     is_joint = torch.tensor(targets.joint_ids, device=device)[:, None] >= 0

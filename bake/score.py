@@ -117,7 +117,7 @@ def portrait_scores(
     rig = avatar.rig
     full = torch.zeros(1, 55, 3, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device)
     for name, aa in RELAXED_ARMS.items():  # arms hanging, as in a portrait photo, not the rig's T-pose
-        full[0, SMPLX_JOINT_NAMES.index(name)] = torch.tensor(aa, dtype=full.dtype)
+        full[0, SMPLX_JOINT_NAMES.index(name)] = torch.tensor(aa, dtype=full.dtype, device=full.device)
     motion = Motion.from_full_pose(full)
     out = []
     with torch.no_grad():
