@@ -19,11 +19,11 @@ from anchorsplat.gaussians.motion import Motion, load_motion
 if TYPE_CHECKING:
     from anchorsplat.configs import ExportConfig
 
-SUFFIXES = {"glb": ".glb", "obj": ".obj", "ply": ".ply", "spz": ".spz"}
+SUFFIXES = {"glb": ".glb", "vrm": ".vrm", "obj": ".obj", "ply": ".ply", "spz": ".spz"}
 
 
 def default_out(avatar_path: Path, fmt: str) -> Path:
-    """``body.anchorsplat`` -> ``body.glb`` / ``body.obj`` / ``body.ply`` / ``body.spz`` / ``body_web/``."""
+    """``body.anchorsplat`` -> ``body.glb`` / ``.vrm`` / ``.obj`` / ``.ply`` / ``.spz`` / ``body_web/``."""
     if fmt == "web":
         return avatar_path.with_name(avatar_path.stem + "_web")
     return avatar_path.with_suffix(SUFFIXES[fmt])
@@ -56,6 +56,9 @@ def _motion(config: ExportConfig) -> Motion | None:
     if config.motion is not None:
         return load_motion(config.motion)
     if config.audio is not None:
+        from anchorsplat.commands import check_number
+
+        check_number("--fps", config.fps, 1.0, 240.0)
         return audio_motion(config.audio, config.audio_model, config.fps)
     return None
 
@@ -84,13 +87,15 @@ def _check(config: ExportConfig, out: Path) -> None:
     fmt = config.format
     if fmt in SUFFIXES and out.suffix.lower() != SUFFIXES[fmt]:
         raise ValueError(f"--out {out}: a --format {fmt} export must end in {SUFFIXES[fmt]}")
-    if config.max_gaussians is not None and fmt != "glb":
-        raise ValueError("--max-gaussians applies to --format glb only")
+    if config.max_gaussians is not None and fmt not in ("glb", "vrm"):
+        raise ValueError("--max-gaussians applies to --format glb and vrm (their splats file) only")
     if config.frame != 0 and fmt in ("glb", "web"):
         raise ValueError(f"--frame applies to obj, ply and spz; --format {fmt} stores the whole motion as an animation")
-    if fmt == "obj" and config.splats == "only":
-        raise ValueError("--splats only does not go with --format obj (OBJ holds meshes): use --format ply or glb")
-    if fmt in ("glb", "obj") and config.splats != "only":
+    if fmt in ("obj", "vrm") and config.splats == "only":
+        raise ValueError(f"--splats only does not go with --format {fmt} (it holds a mesh): use --format ply or glb")
+    if fmt == "vrm" and (config.motion is not None or config.audio is not None):
+        raise ValueError("--format vrm stores no animation (apps drive VRM avatars live): drop --motion/--audio")
+    if fmt in ("glb", "obj", "vrm") and config.splats != "only":
         _require_mesh_tools()
         from anchorsplat.export.surface import SurfaceOptions, check_options
 
@@ -175,6 +180,14 @@ def export_command(config: ExportConfig) -> Path:
 
     if fmt == "glb":
         paths = _export_glb(avatar, config, out, motion)
+    elif fmt == "vrm":
+        from anchorsplat.gaussians.export_gltf import export_glb
+        from anchorsplat.gaussians.export_vrm import export_vrm, humanoid_bones
+
+        humanoid_bones(avatar.rig)  # a rig without the humanoid bones fails before the slow extraction
+        paths = [export_vrm(avatar, out, _surface(avatar, config), name=config.avatar.stem)]
+        if config.splats == "include":
+            paths.append(export_glb(avatar, splats_path(out), max_gaussians=config.max_gaussians))
     elif fmt == "obj":
         paths = _export_obj(avatar, config, out, motion)
     elif fmt == "web":

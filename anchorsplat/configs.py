@@ -50,24 +50,26 @@ class RenderConfig:
 class ExportConfig:
     """Export an avatar: glb (rigged glTF 2.0: the clothed, textured surface extracted from the splats, skinned to
     the skeleton with the expression morph targets, optional animation; the Gaussians as KHR_gaussian_splatting
-    points in a second file NAME.splats.glb), obj (the textured surface in one pose, for DCC tools), ply
-    (standard 3DGS), spz (Niantic's compressed splats) or web (a self-contained folder that plays the avatar in a
-    browser)."""
+    points in a second file NAME.splats.glb), vrm (the surface as a VRM 1.0 avatar), obj (the textured surface
+    in one pose, for DCC tools), ply (standard 3DGS), spz (Niantic's compressed splats) or web (a self-contained
+    folder that plays the avatar in a browser)."""
 
     avatar: tyro.conf.Positional[Path]
     """The avatar file (.anchorsplat)."""
-    format: Literal["glb", "obj", "ply", "spz", "web"] = "glb"
-    """glb and web are rigged and animated; obj, ply and spz are static (the rest pose or one --frame)."""
+    format: Literal["glb", "vrm", "obj", "ply", "spz", "web"] = "glb"
+    """glb and web are rigged and animated; vrm is the surface as a VRM 1.0 avatar (humanoid bones, expression
+    presets, look-at; no animation); obj, ply and spz are static (the rest pose or one --frame)."""
     out: Path | None = None
     """Output path (default: the avatar's name with the format's suffix; web: a folder NAME_web)."""
     splats: Literal["include", "only", "none"] = "include"
     """glb: include writes the surface to OUT and the splats beside it (OUT with .splats.glb), so engines show
     the surface and splat-capable ones can load the splats instead; only: the splats alone in OUT (no surface is
-    extracted); none: the surface alone. obj: include also writes the splats as OUT with .ply."""
+    extracted); none: the surface alone. vrm: include also writes OUT with .splats.glb. obj: include also writes
+    the splats as OUT with .ply."""
     max_triangles: int = 30000
-    """glb / obj: triangle budget of the extracted surface."""
+    """glb / vrm / obj: triangle budget of the extracted surface."""
     texture_size: int = 2048
-    """glb / obj: width and height of the surface's colour texture (a power of two, at most 8192)."""
+    """glb / vrm / obj: width and height of the surface's colour texture (a power of two, at most 8192)."""
     motion: Path | None = None
     """An SMPL-X-format motion (.npz): glb and web store it as the animation; obj, ply and spz export its
     --frame."""

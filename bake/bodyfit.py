@@ -60,8 +60,10 @@ HEAD_WEIGHT = 20.0
 def rest_pose_prior(relaxed_arms: bool, device: torch.device | str = "cpu") -> Float[Tensor, "P 3"]:
     """The pose the prior pulls :data:`FIT_JOINTS` toward (and the fit starts from): zero, with the arms
     hanging when ``relaxed_arms`` (no elbow in the photo)."""
-    rows = [RELAXED_ARMS.get(name, (0.0, 0.0, 0.0)) if relaxed_arms else (0.0, 0.0, 0.0) for name in FIT_JOINTS]
-    return torch.tensor(rows, device=device)
+    out = torch.zeros(len(FIT_JOINTS), 3, device=device)
+    for name, aa in RELAXED_ARMS.items() if relaxed_arms else ():
+        out[list(FIT_JOINTS).index(name)] = torch.tensor(aa, device=device)
+    return out
 
 
 class _Params(torch.nn.Module):
@@ -72,7 +74,7 @@ class _Params(torch.nn.Module):
         device = cam_t.device
         self.cam_t = torch.nn.Parameter(cam_t.clone())
         self.global_orient = torch.nn.Parameter(torch.tensor([0.0, yaw, 0.0], device=device))
-        self.body = torch.nn.Parameter(body.clone().to(device))
+        self.body = torch.nn.Parameter(body.clone())
         self.shape = torch.nn.Parameter(torch.zeros(num_shape, device=device))
         self.joint_ids = torch.tensor([SMPLX_JOINT_NAMES.index(n) for n in FIT_JOINTS], device=device)
 

@@ -31,6 +31,7 @@ import torch
 from anchorsplat.bake.job import JobSettings
 from anchorsplat.bake.losses import psnr, ssim
 from anchorsplat.bake.pipeline import run_bake
+from anchorsplat.gaussians.assets import assets_dir
 from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
@@ -38,7 +39,7 @@ from anchorsplat.gaussians.render import render
 from anchorsplat.gaussians.rigged import RiggedGaussians, pose
 from anchorsplat.gaussians.video import to_uint8, write_image
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = assets_dir()
 VIEWS = {"front": 0.0, "three-quarter": 35.0, "left": 90.0, "back": 180.0, "right": -90.0}
 WHITE = torch.ones(3)
 

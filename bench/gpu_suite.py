@@ -199,7 +199,7 @@ def bake(device: torch.device, dry_run: bool) -> dict:
     preset = PRESETS["standard"]
     if dry_run:
         preset = replace(preset, name="dry-run", resolution=32, frames_per_clip=3, proxy_gaussians=1500,
-                         gaussians=400, iterations=8, holdout_every=3, densify_every=4, turntable_frames=3,
+                         gaussians=400, iterations=8, holdout_every=3, densify_every=4,
                          checkpoint_every=4)  # fmt: skip
     settings = JobSettings(photo=str(asset_path("sample", "astronaut.png")), preset="standard", device=device.type,
                            export_dataset=False)  # fmt: skip

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+from anchorsplat.gaussians.assets import assets_dir
+
+ASSETS = assets_dir()
 
 
 def write_long_audio(path: Path, minutes: float, rate: int = 48000) -> None:

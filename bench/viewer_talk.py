@@ -33,11 +33,12 @@ import numpy as np
 import psutil
 import torch
 
+from anchorsplat.gaussians.assets import assets_dir
 from anchorsplat.gaussians.conventions import matrix_to_quat
 from anchorsplat.runtime.audio import SAMPLE_RATE, load_audio
 from anchorsplat.runtime.motion import AudioToMotion, load_face_model
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = assets_dir()
 
 
 def camera(eye: np.ndarray, target: np.ndarray, width: int, height: int) -> dict:

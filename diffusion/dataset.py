@@ -5,7 +5,7 @@ A sample holds ``frames`` (T H W 3 uint8, T = 4n+1), ``pose`` (8 F h w, latent-g
 ``audio`` (F W C latent-aligned log-mel windows) and an anchor pool: ``anchors`` (A H W 3 uint8), ``anchor_kind``
 (0 global, 1 viewpoint, 2 expression), ``anchor_slot`` (viewpoint index into ``VIEWPOINTS``), ``anchor_inside``
 (1 when the anchor frame lies inside the sample's window). Anchors from *outside* the window (the photo, other
-windows and clips) are what makes superset content anchoring possible (seed 001).
+windows and clips) are what makes superset content anchoring possible ("Gloria").
 
 :func:`write_dataset` turns bake clips (``diffusion/generator.py`` ``load_clip``) or user videos with fitted
 poses (build ``Clip`` objects from them) into this format.

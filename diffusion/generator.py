@@ -66,7 +66,7 @@ class ClipSpec:
 
 @dataclass(frozen=True, eq=False)
 class Anchors:
-    """Identity anchors (seed 001): the global anchor (the photo), optional viewpoint anchors (front/back/left/
+    """Identity anchors ("Gloria"): the global anchor (the photo), optional viewpoint anchors (front/back/left/
     right) and expression anchors, as RGB images in [0, 1]."""
 
     global_image: Float[Tensor, "H W 3"]

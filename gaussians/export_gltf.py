@@ -133,11 +133,25 @@ def export_glb(
         surface: the textured surface skinned to the rig (``anchorsplat.export``): the visible node ``surface``.
         splats: write the Gaussians (node ``gaussians``).
     """
-    if surface is None and not splats:
-        raise ValueError("nothing to export: give a surface, or keep the splats")
     path = Path(path)
     if path.suffix.lower() != ".glb":
         raise ValueError(f"a glTF binary export must end in .glb: got {path}")
+    b = build_glb(avatar, motion=motion, max_gaussians=max_gaussians, surface=surface, splats=splats)
+    atomic_write_bytes(path, b.to_bytes())
+    return path
+
+
+def build_glb(
+    avatar: Avatar,
+    *,
+    motion: Motion | None = None,
+    max_gaussians: int | None = None,
+    surface: SkinnedSurface | None = None,
+    splats: bool = True,
+) -> GlbBuilder:
+    """The document and binary of :func:`export_glb`, not yet written (the VRM exporter extends it)."""
+    if surface is None and not splats:
+        raise ValueError("nothing to export: give a surface, or keep the splats")
     rig = avatar.rig.to("cpu", torch.float64)
     gaussians = avatar.gaussians.to("cpu", torch.float64)
     if max_gaussians is not None:
@@ -199,8 +213,7 @@ def export_glb(
     doc["scene"] = 0
     if motion is not None:
         doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(j, *shown[1:]))]
-    atomic_write_bytes(path, b.to_bytes())
-    return path
+    return b
 
 
 def _anchorsplat_version() -> str:

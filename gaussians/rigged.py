@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .conventions import matrix_to_quat, quat_multiply, quat_normalize, quat_to_matrix
+from .conventions import matrix_to_quat, quat_multiply, quat_normalize
 from .motion import Motion
 from .retarget import RigInputs, motion_to_rig
 from .rig import (
@@ -310,7 +310,3 @@ def pose_lbs(lbs: LbsGaussians, rig: Rig, inputs: RigInputs) -> PosedGaussians:
     scales = torch.exp(lbs.log_scales).expand(*means.shape[:-1], 3)
     opacities = torch.sigmoid(lbs.opacity_logits).expand(means.shape[:-1])
     return PosedGaussians(means, quats, scales, opacities, lbs.sh_coeffs)
-
-
-def quat_rotate(quats_wxyz: Float[Tensor, "*B 4"], v: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3"]:
-    return (quat_to_matrix(quats_wxyz) @ v[..., None])[..., 0]

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from anchorsplat.gaussians.assets import package_data
 from anchorsplat.gaussians.conventions import quat_to_matrix
 from anchorsplat.gaussians.export_web import TEMPLATES, web_avatar_data, web_motion_arrays
 from anchorsplat.gaussians.io import Avatar
@@ -26,7 +26,7 @@ from anchorsplat.gaussians.rig import Rig
 from .inject import read_source, run_html, script_html
 from .talk import SLOTS
 
-CLIENT_SCRIPT = Path(__file__).resolve().parent / "web" / "client.js"
+CLIENT_SCRIPT = package_data("anchorsplat.viewer", "web", "client.js")
 STOP_HTML = run_html("if(window.anchorsplatClient&&window.anchorsplatClient.stop)window.anchorsplatClient.stop()")
 
 

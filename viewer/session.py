@@ -45,6 +45,18 @@ from .state import CAMERA_PRESETS, LoadedAvatar, Stats, TabState, ViewerContext
 from .tabscene import RenderOptions, TabScene
 from .talk import STOP_HTML, Talk
 
+PANEL_PX = 335
+"""Canvas pixels viser's floating control panel covers at the right (its "medium" width plus margin)."""
+
+
+def panel_shift(width: int, height: int, fov_y_rad: float, distance: float) -> float:
+    """Meters to move the camera right so an object ``distance`` ahead sits in the middle of the canvas left of the
+    panel; 0 when the canvas is too narrow to keep both (the panel then overlays whatever is there)."""
+    if width < 2 * PANEL_PX or height <= 0:
+        return 0.0
+    focal = 0.5 * height / np.tan(fov_y_rad / 2)
+    return 0.5 * PANEL_PX * distance / focal
+
 
 def _load_upload(name: str, content: bytes, filename: str, loader):
     """Run a file loader on uploaded bytes (through a temporary file); its errors name the upload, not the file."""
@@ -85,10 +97,6 @@ class ClientSession:
         self._closed = threading.Event()
         self.talk: Talk | None = None
         self.gui = SessionGui(self)
-        if context.initial_audio is not None:
-            self.gui.audio_loaded("audio", self.set_audio(context.initial_audio))
-        if context.initial_motion is not None:
-            self.set_motion(context.initial_motion)
         self.loop = FrameLoop(
             f"anchorsplat-view-{client.client_id}",
             fps=self.settings.fps,
@@ -97,6 +105,12 @@ class ClientSession:
             frame=self.frame,
             on_error=lambda exc: self.gui.notify("Frame failed", f"{type(exc).__name__}: {exc}", error=True),
         )
+        if context.initial_audio is not None:
+            self.gui.audio_loaded("audio", self.set_audio(context.initial_audio))
+        if context.initial_motion is not None:
+            self.set_motion(context.initial_motion)
+        if panel_shift(client.camera.image_width, client.camera.image_height, float(client.camera.fov), 1.0):
+            self._place_camera(0.0)  # a wide canvas: frame the avatar beside the panel, not under it
         client.camera.on_update(lambda _camera: self._camera_moved())
         self.loop.request()  # the first frame, for the camera the tab connected with
         self._sync_thread = threading.Thread(target=self._sync_loop, name="anchorsplat-audio-sync", daemon=True)
@@ -267,13 +281,17 @@ class ClientSession:
         self._place_camera(VIEW_YAWS_DEG[preset])
 
     def _place_camera(self, yaw_deg: float) -> None:
+        """Look at the avatar from ``yaw_deg``, framed in the part of the canvas the control panel leaves free."""
         yaw = np.radians(yaw_deg)
         target = self.state.avatar.target
         eye = target + self.state.avatar.distance * np.array([np.sin(yaw), 0.0, np.cos(yaw)])
+        camera = self.client.camera
+        shift = panel_shift(camera.image_width, camera.image_height, float(camera.fov), self.state.avatar.distance)
+        right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])  # the camera's +x: moving right shows the avatar left
         with self.client.atomic():
-            self.client.camera.up_direction = (0.0, 1.0, 0.0)
-            self.client.camera.position = eye
-            self.client.camera.look_at = target
+            camera.up_direction = (0.0, 1.0, 0.0)
+            camera.position = eye + shift * right
+            camera.look_at = target + shift * right
         self.loop.request()
 
     # ------------------------------------------------------------------------------------------------ frames
@@ -282,7 +300,7 @@ class ClientSession:
         self._closed.set()
         talk, self.talk = self.talk, None
         if talk is not None:
-            talk.stop()
+            talk.stop(page_open=False)
         self.loop.stop()
         if self._sync_thread is not threading.current_thread():
             self._sync_thread.join(timeout=5.0)

@@ -135,12 +135,13 @@ class Talk:
     def server_latency_ms(self) -> float | None:
         return None if not self.latencies_ms else sorted(self.latencies_ms)[len(self.latencies_ms) // 2]
 
-    def stop(self) -> None:
+    def stop(self, *, page_open: bool = True) -> None:
+        """Stop talking; ``page_open=False`` when the tab is gone (nothing more is sent to it)."""
         self._stop.set()
         self._router.remove(self.token)
         self.mic.stop()
         if self._watch is not threading.current_thread():
             self._watch.join(timeout=5.0)
-        for slot in range(SLOTS):
+        for slot in range(SLOTS if page_open else 0):
             self.client.local_storage.remove_item(f"{self.motion_key}.{slot}")
         self._on_face(None)

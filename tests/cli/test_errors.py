@@ -61,6 +61,7 @@ BAD_ARGUMENTS = [
     (["render", "{ok}", "--out", "{tmp}/t.png", "--background", "nan", "2", "-1"], "--background nan 2 -1"),
     (["play", "{ok}", "--audio", "{tmp}/none.wav", "--out", "{tmp}/p.mp4", "--fps", "0"], "--fps 0"),
     (["play", "{ok}", "--out", "{tmp}/p.mp4"], "nothing to play"),
+    (["export", "{ok}", "--audio", "{files}/ok.npz", "--fps", "0", "--out", "{tmp}/e.glb"], "--fps 0"),
     (["view", "{ok}", "--host", "999.1.1.1"], "--host 999.1.1.1 is not a valid address"),
     (["view", "{ok}", "--port", "70000"], "--port 70000"),
     (["render", "{ok}", "--out", "{files}/a_file/x.png", "--resolution", "16"], "a file is in the way"),

@@ -166,3 +166,22 @@ def surface_glb(tmp_path_factory, dense_avatar, surface, motion) -> Path:
 
     path = tmp_path_factory.mktemp("surface") / "surface.glb"
     return export_glb(dense_avatar, path, motion=motion, surface=surface, splats=False)
+
+
+@pytest.fixture(scope="session")
+def body_vrm(tmp_path_factory, body_avatar) -> Path:
+    """The Anny body avatar as VRM, with the rig's own mesh as its surface (planar UVs, a flat texture): the VRM
+    structure does not depend on how the surface was made, and this costs no extraction."""
+    import numpy as np
+
+    from anchorsplat.gaussians.export_vrm import export_vrm
+    from anchorsplat.gaussians.surface import SkinnedSurface
+
+    rig = body_avatar.rig
+    v = rig.vertices_rest
+    uvs = (v[:, :2] - v[:, :2].min(0).values) / (v[:, :2].max(0).values - v[:, :2].min(0).values)
+    surface = SkinnedSurface(
+        v, rig.faces, torch.stack([uvs[:, 0], 1 - uvs[:, 1]], 1), np.full((16, 16, 3), 180, np.uint8),
+        rig.skin_indices, rig.skin_weights, rig.expression_dirs,
+    )  # fmt: skip
+    return export_vrm(body_avatar, tmp_path_factory.mktemp("vrm") / "body.vrm", surface, name="body")

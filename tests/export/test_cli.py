@@ -75,7 +75,7 @@ def test_audio_drives_the_glb_and_web_exports(files, avatar):
     ("args", "message"),
     [
         (["--format", "glb", "--out", "x.ply"], "must end in .glb"),
-        (["--format", "ply", "--max-gaussians", "5"], "--max-gaussians applies to --format glb only"),
+        (["--format", "ply", "--max-gaussians", "5"], "--max-gaussians applies to --format glb and vrm"),
         (["--motion", "wave.npz", "--audio", "speech.wav"], "not both"),
         (["--format", "ply", "--motion", "wave.npz", "--frame", "9"], "out of range"),
         (["--format", "spz", "--frame", "2"], "--frame needs --motion"),
@@ -85,6 +85,9 @@ def test_audio_drives_the_glb_and_web_exports(files, avatar):
         (["--texture-size", "16384"], "--texture-size 16384 must be a power of two from 16 to 8192"),
         (["--format", "obj", "--splats", "only"], "--splats only does not go with --format obj"),
         (["--format", "obj", "--out", "x.glb"], "must end in .obj"),
+        (["--format", "vrm", "--splats", "only"], "--splats only does not go with --format vrm"),
+        (["--format", "vrm", "--motion", "wave.npz"], "--format vrm stores no animation"),
+        (["--format", "vrm"], "no joint for the VRM humanoid bones"),
         (["--format", "web", "--audio", "wave.npz"], "convert it first"),
         (["--audio", "missing.wav"], "does not exist"),
     ],

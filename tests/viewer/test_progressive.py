@@ -34,7 +34,7 @@ def test_frame_size_is_the_canvas_exactly_at_full_height():
 def test_still_view_after_a_drag_streams_the_full_canvas(avatar):
     pytest.importorskip("viser")
     try:
-        from anchorsplat.viewer.wire import ScriptedClient, decode_jpeg
+        from wire import ScriptedClient, decode_jpeg
     except ImportError:  # moved next to the tests
         from wire import ScriptedClient, decode_jpeg
     from anchorsplat.viewer.app import ViewerApp, ViewerSettings

@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("viser")
 
+from wire import ScriptedClient, decode_jpeg  # noqa: E402
+
 from anchorsplat.gaussians.assets import asset_path
-from anchorsplat.viewer.wire import ScriptedClient, decode_jpeg  # noqa: E402
 
 
 def _session(app, timeout: float = 10.0):
@@ -50,7 +51,8 @@ def test_client_gets_frames_and_gui_changes_the_avatar(app, front_view):
         assert client.wait_for(lambda c: len(c.frames) >= 1), "no frame arrived"
         first = client.frames[-1]
         image = decode_jpeg(first["rgb_data"])
-        assert image.shape == (192, 128, 3) or image.shape[0] <= 240
+        h, w = image.shape[:2]
+        assert image.shape[2] == 3 and 16 <= h <= 240 and w / h == pytest.approx(160 / 240, abs=0.02)
         mask = _avatar_pixels(first)
         h, w = mask.shape
         assert mask[h // 3 : 2 * h // 3, w // 2 - 3 : w // 2 + 3].mean() > 0.8, "the torso is not in the middle"
@@ -89,7 +91,8 @@ def test_tabs_have_their_own_camera_and_a_closed_tab_frees_its_session(app, fron
         wb = decode_jpeg(b.frames[-1]["rgb_data"]).shape[1]
         assert wa < wb  # each tab's own aspect
         front, side = _avatar_pixels(a.frames[-1]), _avatar_pixels(b.frames[-1])
-        assert front.mean() > 1.3 * side.mean() * (front.size / side.size) or front.mean() > side.mean()
+        # same height, same distance: the T-posed body seen from the front covers more pixels than its profile
+        assert front.sum() > 1.3 * side.sum()
         sessions = dict(app.sessions)
         b.close()
         assert a.wait_for(lambda _: len(app.sessions) == 1, timeout=10.0)
@@ -136,12 +139,12 @@ def test_client_splats_mode_and_bad_uploads(app, front_view, speech_path):
             {"type": "GuiUpdateMessage", "uuid": session.gui.play_button._impl.uuid, "updates": {"value": True}}
         )
         assert client.wait_for(lambda _: session.clock.playing, timeout=5.0)
-        time.sleep(1.0)
+        assert client.wait_for(lambda _: session.frames_sent > 5, timeout=30.0)  # frames keep coming while playing
         html = [m for m in client.of_type("GuiUpdateMessage") if "content" in m["updates"]]
         assert any(
             "<audio" in m["updates"]["content"] and "data:audio/wav;base64," in m["updates"]["content"] for m in html
         )
-        assert session.frames_sent > 5 and session.stats.latency_ms is not None and session.stats.latency_ms < 500
+        assert session.frames_sent > 5 and session.stats.latency_ms is not None  # its figure: bench/play.py
         assert len(client.of_type("LocalStorageSetItemMessage")) > count + 5  # poses streamed while playing
     finally:
         client.close()

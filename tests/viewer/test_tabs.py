@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from anchorsplat.gaussians.assets import asset_path
+
 pytest.importorskip("viser")
 
 try:
-    from anchorsplat.viewer.wire import ScriptedClient
+    from wire import ScriptedClient
 except ImportError:  # moved next to the tests
     from wire import ScriptedClient
 
-BODY = Path(__file__).resolve().parents[2] / "assets" / "body.anchorsplat"
+BODY = asset_path("body.anchorsplat")
 
 
 def _rss_mib() -> float:

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("viser")
 
 try:
-    from anchorsplat.viewer.wire import ScriptedClient
+    from wire import ScriptedClient
 except ImportError:  # moved next to the tests
     from wire import ScriptedClient
 

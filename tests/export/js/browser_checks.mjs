@@ -21,6 +21,7 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const threeRoot = join(here, "node_modules", "three");
+const vrmRoot = join(here, "node_modules", "@pixiv", "three-vrm", "lib");
 const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const ORIGIN = "http://anchorsplat.test";
 const MIME = { ".js": "text/javascript", ".html": "text/html", ".json": "application/json" };
@@ -30,6 +31,7 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><script type="imp
     "three/webgpu": "/three/build/three.webgpu.js",
     "three/tsl": "/three/build/three.tsl.js",
     "three/addons/": "/three/examples/jsm/",
+    "@pixiv/three-vrm": "/three-vrm/three-vrm.module.js",
   },
 })}</script></head><body></body></html>`;
 
@@ -52,7 +54,7 @@ const out = {};
 const pageErrors = [];
 try {
   const files = {};
-  for (const key of ["spz", "ply"]) if (job[key]) files[`/files/${key}${extname(job[key])}`] = resolve(job[key]);
+  for (const key of ["spz", "ply", "vrm"]) if (job[key]) files[`/files/${key}${extname(job[key])}`] = resolve(job[key]);
   (job.glb || []).forEach((g, i) => { files[`/files/glb${i}.glb`] = resolve(g.path); });
   await context.route("**/*", async (route) => {
     const url = new URL(route.request().url());
@@ -68,6 +70,12 @@ try {
         body = readFileSync(path);
         type = MIME[extname(path)] || type;
       }
+    } else if (url.pathname.startsWith("/three-vrm/")) {
+      const path = resolve(vrmRoot, "." + url.pathname.slice("/three-vrm".length));
+      if (path.startsWith(vrmRoot) && existsSync(path)) {
+        body = readFileSync(path);
+        type = "text/javascript";
+      }
     } else if (files[url.pathname]) {
       body = readFileSync(files[url.pathname]);
     }
@@ -76,7 +84,7 @@ try {
   });
   const page = await context.newPage();
   page.on("pageerror", (e) => pageErrors.push(String(e)));
-  if (job.glb || job.spz || job.ply) {
+  if (job.glb || job.spz || job.ply || job.vrm) {
     await page.goto(`${ORIGIN}/index.html`);
     out.glb = [];
     for (const [i, g] of (job.glb || []).entries()) {
@@ -86,6 +94,7 @@ try {
     }
     if (job.spz) out.spz = await page.evaluate(checkSplatFile, { url: `/files/spz${extname(job.spz)}`, loader: "SPZLoader" });
     if (job.ply) out.ply = await page.evaluate(checkSplatFile, { url: `/files/ply${extname(job.ply)}`, loader: "GaussianSplatPLYLoader" });
+    if (job.vrm) out.vrm = await page.evaluate(checkVrm, { url: `/files/vrm${extname(job.vrm)}` });
   }
   if (job.web) out.web = await checkWeb(page, job.web, job.webTimes || []);
 } finally {
@@ -215,6 +224,47 @@ async function checkGlb({ url, times, details, shots }) {
     renderer.dispose();
   }
   return result;
+}
+
+// three-vrm (@pixiv/three-vrm) loads the .vrm: its humanoid, expressions and meta; setting the "aa" expression
+// to 1 must move the mesh (read back with morphs and skinning applied, as three draws it).
+async function checkVrm({ url }) {
+  const THREE = await import("three");
+  const { GLTFLoader } = await import("three/addons/loaders/GLTFLoader.js");
+  const { VRMLoaderPlugin } = await import("@pixiv/three-vrm");
+  const loader = new GLTFLoader();
+  loader.register((parser) => new VRMLoaderPlugin(parser));
+  const gltf = await loader.parseAsync(await (await fetch(url)).arrayBuffer(), "");
+  const vrm = gltf.userData.vrm;
+  if (!vrm) return { loaded: false };
+  const bones = {};
+  for (const name of ["hips", "spine", "head", "leftUpperArm", "leftHand", "rightFoot", "jaw"]) {
+    const node = vrm.humanoid.getRawBoneNode(name);
+    bones[name] = node ? node.name : null;
+  }
+  let mesh = null;
+  vrm.scene.traverse((o) => { if (o.isSkinnedMesh && o.name === "surface") mesh = o; });
+  const read = () => {
+    vrm.scene.updateMatrixWorld(true);
+    const v = new THREE.Vector3(), out = [];
+    for (let i = 0; i < mesh.geometry.attributes.position.count; i++) {
+      mesh.getVertexPosition(i, v);
+      out.push(v.x, v.y, v.z);
+    }
+    return out;
+  };
+  vrm.expressionManager.setValue("aa", 0);
+  vrm.update(0);
+  const neutral = read();
+  vrm.expressionManager.setValue("aa", 1);
+  vrm.update(0);
+  const influences = Array.from(mesh.morphTargetInfluences);
+  const open = read();
+  return {
+    loaded: true, metaVersion: vrm.meta.metaVersion, name: vrm.meta.name, bones,
+    expressions: vrm.expressionManager.expressions.map((e) => e.expressionName),
+    influences, neutral, open,
+  };
 }
 
 async function checkSplatFile({ url, loader }) {
