@@ -56,6 +56,9 @@ def _motion(config: ExportConfig) -> Motion | None:
     if config.motion is not None:
         return load_motion(config.motion)
     if config.audio is not None:
+        from anchorsplat.commands import check_number
+
+        check_number("--fps", config.fps, 1.0, 240.0)
         return audio_motion(config.audio, config.audio_model, config.fps)
     return None
 
@@ -100,7 +103,7 @@ def _check(config: ExportConfig, out: Path) -> None:
             SurfaceOptions(config.max_triangles, config.texture_size, render_resolution=config.render_resolution)
         )
     if config.audio is not None and fmt == "web":
-        from anchorsplat.gaussians.export_web import AUDIO_SUFFIXES
+        from anchorsplat.gaussians.video import AUDIO_SUFFIXES
 
         if config.audio.suffix.lower() not in AUDIO_SUFFIXES:
             raise ValueError(f"--audio {config.audio}: browsers play {sorted(AUDIO_SUFFIXES)}; convert it first")

@@ -13,7 +13,7 @@ import tyro
 
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["auto", "gsplat", "torch"]
-View = Literal["front", "three-quarter", "left", "back", "right"]
+View = Literal["front", "three-quarter", "left", "back", "right", "portrait"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class RenderConfig:
     out: Path = Path("front.png")
     """Output: an image (.png, .jpg, .webp) or a video (.mp4, .mov, .mkv, .webm)."""
     view: View = "front"
-    """Camera view around the body (it faces +Z; "left" looks at the body's left side)."""
+    """Camera view around the body (it faces +Z; "left" looks at the body's left side); "portrait" frames the
+    head and shoulders from the front (the view to check a bake's face first)."""
     motion: Path | None = None
     """An SMPL-X-format motion .npz (AMASS 'poses'/'trans' or per-part keys). Images show --frame of it."""
     frame: int = 0
@@ -106,6 +107,9 @@ class BakeConfig:
     """Synthetic clip generator: the weight-free photo-textured body proxy, or the anchored diffusion model."""
     weights: Path | None = None
     """Local diffusers-format model folder for --generator anchored."""
+    refine_strength: float | None = None
+    """--generator anchored: SDEdit-refine the proxy's renders at this strength in (0, 1] (1 = from pure noise)
+    instead of generating from noise; keeps the proxy's layout, adds the model's detail."""
     subject_params: Path | None = None
     """A subject.json (from an earlier job) to use instead of detecting and fitting the person."""
     force: Literal["subject", "script", "generate", "score", "fit", "report"] | None = None
@@ -115,9 +119,15 @@ class BakeConfig:
     ray_address: str | None = None
     """Ray cluster to run --batch on (default: a local Ray)."""
     backend: Backend = "auto"
+    device: Device = "auto"
+    """Where every stage runs: auto (CUDA when present), cpu or cuda. --batch reserves a GPU per task only when
+    this is cuda, or auto on a machine with CUDA."""
     seed: int = 0
     export_dataset: bool = True
     """Also write the clips as a nerfstudio dataset (JOB/dataset/transforms.json)."""
+    person: int | None = None
+    """In a photo of several people, bake this one (numbered 1, 2, ... left to right by face); by default the
+    largest, most central person (the log and the report say which)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,8 @@ class ViewConfig:
     """Tallest server-rendered frame, in pixels."""
     model: str = "learned"
     """Audio-to-motion model: "learned" (the baseline when its weights are not installed), "baseline", or a folder."""
+    max_tabs: int = 8
+    """Browser tabs served at once (each has its own audio, motion and model state); more get a message."""
     backend: Backend = "auto"
     device: Device = "auto"
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.export_gltf import export_glb
 from anchorsplat.gaussians.export_web import export_web
 from anchorsplat.gaussians.import_gltf import import_glb
@@ -53,7 +54,7 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
 
 
-DEFAULT_AVATAR = Path(__file__).resolve().parents[1] / "assets" / "sample.anchorsplat"
+DEFAULT_AVATAR = asset_path("sample.anchorsplat")
 
 
 def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size: int) -> dict:

@@ -1,4 +1,5 @@
-"""Pixels <-> normalised latents with diffusers' ``AutoencoderKLWan`` (causal 3D VAE, 4x time, 8x space)."""
+"""Pixels <-> normalised latents with diffusers' ``AutoencoderKLWan`` (causal 3D VAE: 4x time; 8x space for
+Wan 2.1, 16x for Wan 2.2)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ def _stats(vae, like: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def vae_factors(vae) -> tuple[int, int]:
-    """(temporal, spatial) compression of the VAE."""
-    temporal = 2 ** sum(vae.config.temperal_downsample)
-    spatial = 2 ** len(vae.config.temperal_downsample)
-    return temporal, spatial
+    """(temporal, spatial) compression of the VAE, from its config's ``scale_factor_temporal`` /
+    ``scale_factor_spatial`` (Wan 2.1: 4 and 8; Wan 2.2: 4 and 16, its 2x2 pixel patching included); configs
+    saved before diffusers had those keys fall back to the downsampling stages."""
+    cfg = vae.config
+    temporal = getattr(cfg, "scale_factor_temporal", None) or 2 ** sum(cfg.temperal_downsample)
+    spatial = getattr(cfg, "scale_factor_spatial", None)
+    if not spatial:
+        spatial = 2 ** len(cfg.temperal_downsample) * (getattr(cfg, "patch_size", None) or 1)
+    return int(temporal), int(spatial)
 
 
 @torch.no_grad()

@@ -6,22 +6,21 @@ fine-tuned:
 
 - **pose conditioning**: rendered body maps (normals, depth, part colours, face mask) at latent resolution are
   patchified by a zero-init ``Conv3d`` and added to the video tokens;
-- **content anchors** (seed 001): clean single-frame latents patchified by the *shared* patch embedding,
+- **content anchors** ("Gloria"): clean single-frame latents patchified by the *shared* patch embedding,
   appended after the video tokens, each with its own temporal RoPE index outside the window (and an optional
-  spatial shift, seed 002) and timestep 0 (their own AdaLN modulation);
+  spatial shift, "AnyAvatar") and timestep 0 (their own AdaLN modulation);
 - **clean prefix**: the first ``clean_prefix`` latent frames are given (previous chunk / training prefix) and
   also carry timestep 0;
 - **audio**: frame-local cross-attention (the tokens of latent frame f attend only to the audio of window f)
   with a zero-init output projection, optionally gated per token by a face mask, one mask and one audio track
-  per character (seed 002's face-aware adapter).
+  per character ("AnyAvatar"'s face-aware adapter).
 
 The block loop reproduces ``WanTransformerBlock.forward`` line by line (read from diffusers 0.42) and adds
-the audio branch after the text cross-attention, parallel to it (seed 001).
+the audio branch after the text cross-attention, parallel to it ("Gloria").
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -82,9 +81,10 @@ class AudioCrossAttention(nn.Module):
             ctx = audio[:, k].reshape(b * frames, a, d)
             key = self.norm_k(self.to_k(ctx)).view(b * frames, a, h, d // h).transpose(1, 2)
             val = self.to_v(ctx).view(b * frames, a, h, d // h).transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, key, val).transpose(1, 2).reshape(b, length, d)
+            o = self.to_out(F.scaled_dot_product_attention(q, key, val).transpose(1, 2).reshape(b, length, d))
+            # gate after the output projection (bias included): a token outside every face mask gets exactly 0
             out = out + (o if gates is None else o * gates[:, k, :, None].to(o.dtype))
-        return self.to_out(out)
+        return out
 
 
 def _modulate(x: Tensor, norm: nn.Module, mods: list[tuple[Tensor, Tensor]], segments: list[tuple[int, int, int]]):
@@ -214,7 +214,7 @@ class AnchoredWanTransformer(WanTransformer3DModel):
         return {k: v for k, v in self.state_dict().items() if k.startswith(NEW_MODULE_PREFIXES)}
 
     def _patchify(self, latents: Tensor) -> Tensor:
-        return self.patch_embedding(latents).flatten(2).transpose(1, 2)
+        return self.patch_embedding(latents.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
 
     def _time_groups(self, timestep: Tensor, encoder_hidden_states: Tensor, image: Tensor | None, clean: bool):
         """(temb, timestep_proj) for the noisy tokens and, when ``clean``, for timestep-0 tokens."""
@@ -241,6 +241,7 @@ class AnchoredWanTransformer(WanTransformer3DModel):
         anchors: tuple[AnchorTokens, ...] | list[AnchorTokens] = (),
         t_positions: Tensor | None = None,
         clean_prefix: int = 0,
+        condition: Tensor | None = None,
     ):
         """Velocity for the video latents.
 
@@ -254,14 +255,18 @@ class AnchoredWanTransformer(WanTransformer3DModel):
             anchors: content / lookahead anchors (timestep 0, their own RoPE positions).
             t_positions: F temporal RoPE indices of the video frames (default 0..F-1).
             clean_prefix: number of leading latent frames that are given clean (timestep 0).
+            condition: B Cc F H W image-to-video channels (first-frame mask + latents, :mod:`.i2v`), required by
+                I2V backbones (``in_channels`` > latent channels); content anchors get a given-frame condition.
         """
         if attention_kwargs:
             raise ValueError("attention_kwargs (LoRA scale) are not supported by AnchoredWanTransformer")
-        if hidden_states.shape[1] < self.config.in_channels:  # I2V backbones: zero condition channels
-            pad = self.config.in_channels - hidden_states.shape[1]
-            hidden_states = torch.cat(
-                [hidden_states, hidden_states.new_zeros(hidden_states.shape[0], pad, *hidden_states.shape[2:])], dim=1
-            )
+        latent_channels = hidden_states.shape[1]
+        if latent_channels < self.config.in_channels:
+            if condition is None or latent_channels + condition.shape[1] != self.config.in_channels:
+                raise ValueError(f"this image-to-video backbone takes {self.config.in_channels} input channels: pass "
+                                 f"condition= with {self.config.in_channels - latent_channels} first-frame channels "
+                                 "(anchorsplat.diffusion.i2v.first_frame_condition)")  # fmt: skip
+            hidden_states = torch.cat([hidden_states, condition.to(hidden_states.dtype)], dim=1)
         batch_size, _, num_frames, height, width = hidden_states.shape
         p_t, p_h, p_w = self.config.patch_size
         ppf, pph, ppw = num_frames // p_t, height // p_h, width // p_w
@@ -275,9 +280,9 @@ class AnchoredWanTransformer(WanTransformer3DModel):
         num_video = tokens[0].shape[1]
         for anchor in anchors:
             lat = anchor.latents.to(hidden_states.dtype)
-            if lat.shape[1] < hidden_states.shape[1]:
-                pad = hidden_states.shape[1] - lat.shape[1]
-                lat = torch.cat([lat, lat.new_zeros(lat.shape[0], pad, *lat.shape[2:])], dim=1)
+            if lat.shape[1] < hidden_states.shape[1]:  # I2V: an anchor is a given frame (mask ones + itself)
+                mask = lat.new_ones(lat.shape[0], hidden_states.shape[1] - 2 * lat.shape[1], *lat.shape[2:])
+                lat = torch.cat([lat, mask, lat], dim=1)
             tokens.append(self._patchify(lat))
             pos = torch.tensor([anchor.t_position], device=hidden_states.device, dtype=torch.float64)
             ropes.append(
@@ -333,7 +338,3 @@ def tiny_config(**overrides) -> dict:
     )  # fmt: skip
     config.update(overrides)
     return config
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in module.parameters())

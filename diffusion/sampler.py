@@ -4,12 +4,12 @@ position-shift fusion, and SDEdit-style refinement.
 Convention (diffusers' FlowMatch): ``x_sigma = (1 - sigma) x0 + sigma * noise``, the model predicts the
 velocity ``noise - x0`` at timestep ``1000 * sigma``; Euler steps ``x += (sigma_next - sigma) * v``.
 
-- **Chunked** (seed 001): windows of ``chunk`` latent frames; every window after the first starts with
+- **Chunked** ("Gloria"): windows of ``chunk`` latent frames; every window after the first starts with
   ``prefix`` clean latent frames of the previous result (timestep 0, as in training with probabilistic prefix
   latents), then re-generates ``blend`` frames that the previous chunk also produced, which are linearly
   blended at the clean-latent level; anchors are re-attached to every window. A window only ever sees the audio
   and poses of its own frames, so the generation is causal chunk by chunk.
-- **Shift fusion** (seed 002, from Sonic): at every step the whole sequence is denoised segment by segment,
+- **Shift fusion** ("AnyAvatar", from Sonic): at every step the whole sequence is denoised segment by segment,
   the segmentation starting ``shift`` frames later at each step (circularly), so no segment boundary persists.
 """
 
@@ -23,6 +23,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .i2v import with_first_latent
 from .model import AnchorTokens
 
 
@@ -38,6 +39,10 @@ class Conditioning:
     anchors: Callable[[int], list[AnchorTokens]] = lambda window_frames: []
     guidance: float = 1.0
     """Classifier-free guidance scale on audio + text (1 = a single conditional pass)."""
+    image_condition: Float[Tensor, "1 Cc N h w"] | None = None
+    """I2V backbones: first-frame mask + latents (:mod:`.i2v`)."""
+    image_embeds: Float[Tensor, "1 Si Di"] | None = None
+    """I2V backbones: CLIP embedding of the first frame."""
 
     def window(self, start: int, end: int) -> Conditioning:
         idx = torch.arange(start, end)
@@ -46,7 +51,8 @@ class Conditioning:
     def take(self, idx: Tensor) -> Conditioning:
         """The conditioning of latent frames ``idx`` (time is dim 2 of every per-frame tensor)."""
         return replace(self, pose=_take(self.pose, idx), audio=_take(self.audio, idx),
-                       face_masks=_take(self.face_masks, idx))  # fmt: skip
+                       face_masks=_take(self.face_masks, idx),
+                       image_condition=_take(self.image_condition, idx))  # fmt: skip
 
 
 def sigma_schedule(steps: int, shift: float = 5.0, start: float = 1.0) -> Tensor:
@@ -58,7 +64,8 @@ def sigma_schedule(steps: int, shift: float = 5.0, start: float = 1.0) -> Tensor
 def velocity(model, x: Tensor, sigma: float, cond: Conditioning, prefix: int) -> Tensor:
     t = torch.full((x.shape[0],), sigma * 1000.0, device=x.device, dtype=x.dtype)
     anchors = cond.anchors(x.shape[2])
-    kwargs = dict(pose_maps=cond.pose, anchors=anchors, clean_prefix=prefix)
+    kwargs = dict(pose_maps=cond.pose, anchors=anchors, clean_prefix=prefix, condition=cond.image_condition,
+                  encoder_hidden_states_image=cond.image_embeds)  # fmt: skip
     v = model(x, t, cond.prompt, audio=cond.audio, face_masks=cond.face_masks, **kwargs).sample
     if cond.guidance != 1.0:
         v_null = model(x, t, cond.null_prompt, **kwargs).sample
@@ -119,7 +126,10 @@ def generate_chunked(
         e = min(s + chunk, total)
         p = 0 if k == 0 else prefix
         pre = out[:, :, s : s + p] if p else None
-        x = denoise_window(model, noise[:, :, s:e], cond.window(s, e), sigmas, pre,
+        cond_k = cond.window(s, e)
+        if k and cond_k.image_condition is not None:  # I2V: this window's first frame is the previous result
+            cond_k = replace(cond_k, image_condition=with_first_latent(cond_k.image_condition, out[:, :, s : s + 1]))
+        x = denoise_window(model, noise[:, :, s:e], cond_k, sigmas, pre,
                            None if init is None else init[:, :, s:e])  # fmt: skip
         overlap = max(0, done - (s + p))
         if overlap:

@@ -1,6 +1,6 @@
 """Flow-matching fine-tuning of the anchored transformer (accelerate: one script, one GPU or many).
 
-Per step (seed 001's recipe): sigma from a logit-normal, ``x = (1 - sigma) x0 + sigma noise``, target velocity
+Per step ("Gloria"'s recipe): sigma from a logit-normal, ``x = (1 - sigma) x0 + sigma noise``, target velocity
 ``noise - x0``; with ``prefix_probability`` the first ``prefix`` latent frames are given clean (timestep 0, no
 loss) as in chunked inference; anchors are drawn from the sample's pool, which reaches outside the clip
 (superset anchoring), with random dropout of each anchor and of the whole set (mixed anchor types); audio and
@@ -75,14 +75,24 @@ def sample_anchors(sample: Sample, latents: Tensor, cfg: TrainConfig, layout: An
     return out
 
 
-def train_step(model, vae, sample: Sample, cfg: TrainConfig, layout: AnchorLayout, g: torch.Generator,
-               text: Tensor) -> Tensor:  # fmt: skip
-    """The flow-matching loss of one sample (batch 1)."""
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        x0 = encode_video(vae, sample.frames.to(dev))
-        anchor_lat = torch.cat([encode_video(vae, a[None].to(dev)) for a in sample.anchors]) if len(
-            sample.anchors) else x0[:, :, :0]  # fmt: skip
+@dataclass(frozen=True, eq=False)
+class TrainBatch:
+    """One training input: noisy latents with an optional clean prefix, the velocity target, the conditioning."""
+
+    x: Tensor
+    target: Tensor
+    sigma: Tensor
+    prefix: int
+    """Leading latent frames given clean (timestep 0, excluded from the loss)."""
+    prompt: Tensor
+    audio: Tensor | None
+    anchors: list[AnchorTokens]
+
+
+def make_batch(x0: Tensor, anchor_latents: Tensor, sample: Sample, cfg: TrainConfig, layout: AnchorLayout,
+               g: torch.Generator, text: Tensor) -> TrainBatch:  # fmt: skip
+    """Noise, prefix, condition dropout and anchors for one sample's latents ``x0`` (1 C F h w)."""
+    dev = x0.device
     n = x0.shape[2]
     sigma = torch.sigmoid(torch.randn(1, generator=g)).to(dev)
     noise = torch.randn(x0.shape, generator=g).to(dev)
@@ -93,11 +103,27 @@ def train_step(model, vae, sample: Sample, cfg: TrainConfig, layout: AnchorLayou
     drop = float(torch.rand(1, generator=g)) < cfg.cond_dropout
     audio = None if drop or sample.audio is None else sample.audio[None, None].to(dev)
     prompt = torch.zeros_like(text) if drop else text
-    anchors = sample_anchors(sample, anchor_lat, cfg, layout, n, g)
-    v = model(x, sigma * 1000, prompt, pose_maps=sample.pose[None].to(dev), audio=audio, anchors=anchors,
-              clean_prefix=prefix).sample  # fmt: skip
-    target = noise - x0
-    return ((v - target)[:, :, prefix:].float() ** 2).mean()
+    anchors = sample_anchors(sample, anchor_latents, cfg, layout, n, g)
+    return TrainBatch(x, noise - x0, sigma, prefix, prompt, audio, anchors)
+
+
+def batch_loss(v: Tensor, batch: TrainBatch) -> Tensor:
+    """Mean squared velocity error over the frames that were noised (the clean prefix carries no loss)."""
+    return ((v - batch.target)[:, :, batch.prefix :].float() ** 2).mean()
+
+
+def train_step(model, vae, sample: Sample, cfg: TrainConfig, layout: AnchorLayout, g: torch.Generator,
+               text: Tensor) -> Tensor:  # fmt: skip
+    """The flow-matching loss of one sample (batch 1)."""
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        x0 = encode_video(vae, sample.frames.to(dev))
+        anchor_lat = torch.cat([encode_video(vae, a[None].to(dev)) for a in sample.anchors]) if len(
+            sample.anchors) else x0[:, :, :0]  # fmt: skip
+    batch = make_batch(x0, anchor_lat, sample, cfg, layout, g, text)
+    v = model(batch.x, batch.sigma * 1000, batch.prompt, pose_maps=sample.pose[None].to(dev), audio=batch.audio,
+              anchors=batch.anchors, clean_prefix=batch.prefix).sample  # fmt: skip
+    return batch_loss(v, batch)
 
 
 def train(cfg: TrainConfig) -> Path:

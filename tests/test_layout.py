@@ -1,4 +1,4 @@
-"""The import direction of DESIGN.md section 2: gaussians <- diffusion <- bake; gaussians <- runtime <- viewer;
+"""The import direction of docs/architecture.md: gaussians <- diffusion <- bake; gaussians <- runtime <- viewer;
 gaussians <- export; only anchorsplat/ (the CLI) sees everything. Heavy optional dependencies are never imported
 at module level of gaussians/, and the mesh tools (open3d, trimesh, xatlas) only in export/, lazily."""
 

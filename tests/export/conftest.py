@@ -17,6 +17,7 @@ import pytest
 import torch
 from jstools import JS_DIR
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.io import Avatar
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rigged import bind_to_surface
@@ -98,7 +99,7 @@ def exported(tmp_path_factory, avatar, motion) -> dict[str, Path]:
     }
 
 
-BODY_AVATAR = Path(__file__).resolve().parents[2] / "assets" / "body.anchorsplat"
+BODY_AVATAR = asset_path("body.anchorsplat")
 
 
 @pytest.fixture(scope="session")
