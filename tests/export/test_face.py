@@ -18,11 +18,10 @@ import torch
 from jstools import run_node
 from PIL import Image
 
-from anchorsplat.gaussians.assets import assets_dir
+from anchorsplat.gaussians.assets import asset_path
 
 pytestmark = pytest.mark.slow
 
-ASSETS = assets_dir()
 SIZE, FOV = 256, 20.0
 
 
@@ -44,10 +43,10 @@ def face_run(chromium, tmp_path_factory) -> dict:
     from anchorsplat.gaussians.rigged import canonical_posed
 
     root = tmp_path_factory.mktemp("face")
-    speech = ASSETS / "sample_speech.flac"
-    cli.main(["export", str(ASSETS / "sample.anchorsplat"), "--audio", str(speech), "--audio-model", "learned",
+    speech = asset_path("sample_speech.flac")
+    cli.main(["export", str(asset_path("sample.anchorsplat")), "--audio", str(speech), "--audio-model", "learned",
               "--splats", "none", "--out", str(root / "sample.glb")])  # fmt: skip
-    avatar = load_avatar(ASSETS / "sample.anchorsplat")
+    avatar = load_avatar(asset_path("sample.anchorsplat"))
     motion = audio_motion(speech, "learned")
     loud = _loudest_frame(speech, motion.fps, len(motion))
     means = canonical_posed(avatar.gaussians, avatar.rig).means[0]

@@ -65,7 +65,7 @@ def test_expression_presets_bind_the_arkit_morph_targets(body_vrm, body_avatar):
 
 
 def test_vrm_has_no_validator_errors_or_warnings(node, body_vrm):
-    report = run_node("validate_gltf.mjs", body_vrm)
+    report = run_node("validate_gltf.mjs", body_vrm, timeout=300)
     assert [m["pointer"] for m in report["messages"] if m["code"] == "UNSUPPORTED_EXTENSION"] == ["/extensionsUsed/0"]
     assert report["numErrors"] == 0 and report["numWarnings"] == 0, report["messages"]
 
