@@ -3,9 +3,11 @@ sample plus ``dataset.json`` (format ``anchorsplat.diffusion_dataset``, version 
 
 A sample holds ``frames`` (T H W 3 uint8, T = 4n+1), ``pose`` (8 F h w, latent-grid body maps), optional
 ``audio`` (F W C latent-aligned log-mel windows) and an anchor pool: ``anchors`` (A H W 3 uint8), ``anchor_kind``
-(0 global, 1 viewpoint, 2 expression), ``anchor_slot`` (viewpoint index into ``VIEWPOINTS``), ``anchor_inside``
-(1 when the anchor frame lies inside the sample's window). Anchors from *outside* the window (the photo, other
-windows and clips) are what makes superset content anchoring possible ("Gloria").
+(0 global, 1 viewpoint, 2 expression), ``anchor_slot`` (viewpoint index into ``VIEWPOINTS``; for expressions the
+offset of the expression's RoPE slot from ``AnchorLayout.expression_t``), ``anchor_inside`` (1 when the anchor frame
+lies inside the sample's window), and optionally ``keyframe`` + ``keyframe_distance``: a real later frame of the same
+clip, D latent frames past the window's end, for training the lookahead anchor on true futures. Anchors from
+*outside* the window (the photo, other windows and clips) are what makes superset content anchoring possible.
 
 :func:`write_dataset` turns bake clips (``diffusion/generator.py`` ``load_clip``) or user videos with fitted
 poses (build ``Clip`` objects from them) into this format.
@@ -25,7 +27,7 @@ from anchorsplat.gaussians.conventions import axis_angle_to_matrix
 from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
 from anchorsplat.gaussians.rig import Rig
 
-from .anchors import VIEWPOINTS
+from .anchors import VIEWPOINTS, AnchorLayout
 from .audio_features import audio_for_clip
 from .body_maps import render_body_maps, to_latent_grid
 from .generator import Clip
@@ -46,6 +48,9 @@ class Sample:
     anchor_kind: Tensor
     anchor_slot: Tensor
     anchor_inside: Tensor
+    keyframe: Float[Tensor, "H W 3"] | None = None
+    """A real frame of the same clip ``keyframe_distance`` latent frames past the window's last frame."""
+    keyframe_distance: int = 0
 
 
 def viewpoint_of(clip: Clip, t: int) -> int:
@@ -69,12 +74,17 @@ def _resize(frames: Tensor, size: tuple[int, int]) -> Tensor:
 def write_dataset(
     out_dir: str | Path, clips: list[Clip], rig: Rig, photo: Float[Tensor, "H W 3"], window: int = 17,
     size: tuple[int, int] = (64, 64), audio: dict[str, tuple[Tensor, int]] | None = None, temporal: int = 4,
-    spatial: int = 8, anchors_per_sample: int = 6, seed: int = 0,
+    spatial: int = 8, anchors_per_sample: int = 6, seed: int = 0, keyframe_distance: int = 2,
+    expression_threshold: float = 0.3,
 ) -> Path:  # fmt: skip
     """Cut clips into windows of ``window`` (4n+1) frames at ``size`` and write samples + ``dataset.json``.
 
     Args:
         audio: optional clip name -> (waveform, sample rate).
+        keyframe_distance: latent frames past a window's end of its lookahead keyframe (a real later frame of the
+            same clip, stored when the clip is long enough).
+        expression_threshold: a frame whose strongest expression weight exceeds this can be an expression anchor
+            (named after that expression, RoPE slot from :class:`.anchors.AnchorLayout`).
     """
     if (window - 1) % temporal:
         raise ValueError(f"window {window}: needs {temporal}*n+1 frames")
@@ -85,6 +95,13 @@ def write_dataset(
     windows = [(c, s) for c in clips for s in range(0, len(c) - window + 1, window - 1)]
     if not windows:
         raise ValueError(f"no clip has {window} frames; use a shorter --window")
+    layout = AnchorLayout()
+    expressive = []
+    for c in clips:
+        if c.motion.expression.shape[-1]:
+            weight, which = c.motion.expression.max(-1)
+            for t in torch.nonzero(weight > expression_threshold).flatten().tolist():
+                expressive.append((c, t, c.motion.expression_names[int(which[t])]))
     names = []
     for i, (clip, start) in enumerate(windows):
         idx = torch.arange(start, start + window)
@@ -108,6 +125,12 @@ def write_dataset(
             kind.append(1)
             slot.append(viewpoint_of(oc, t))
             inside.append(int(oc is clip and start <= t < start + window))
+        if expressive:  # one expression anchor from anywhere in the clips (superset anchoring)
+            oc, t, name = expressive[int(torch.randint(len(expressive), (1,), generator=g))]
+            pool.append(_resize(oc.frames[t : t + 1], size)[0])
+            kind.append(2)
+            slot.append(int(layout.expression_position(name) - layout.expression_t))
+            inside.append(int(oc is clip and start <= t < start + window))
         t_in = start + int(torch.randint(window, (1,), generator=g))
         pool.append(_resize(clip.frames[t_in : t_in + 1], size)[0])
         kind.append(1)
@@ -118,6 +141,10 @@ def write_dataset(
             "anchors": (torch.stack(pool) * 255 + 0.5).to(torch.uint8), "anchor_kind": torch.tensor(kind),
             "anchor_slot": torch.tensor(slot), "anchor_inside": torch.tensor(inside),
         }  # fmt: skip
+        t_key = start + window - 1 + keyframe_distance * temporal
+        if t_key < len(clip):
+            tensors["keyframe"] = (_resize(clip.frames[t_key : t_key + 1], size)[0] * 255 + 0.5).to(torch.uint8)
+            tensors["keyframe_distance"] = torch.tensor(keyframe_distance)
         if audio and clip.name in audio:
             wave, sr = audio[clip.name]
             s0 = int(start / clip.motion.fps * sr)
@@ -143,5 +170,7 @@ class DiffusionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Sample:
         _, t = read_safetensors(self.folder / f"{self.names[i]}.safetensors", SAMPLE_FILE)
+        key = t["keyframe"].float() / 255 if "keyframe" in t else None
         return Sample(t["frames"].float() / 255, t["pose"].float(), t["audio"].float() if "audio" in t else None,
-                      t["anchors"].float() / 255, t["anchor_kind"], t["anchor_slot"], t["anchor_inside"])  # fmt: skip
+                      t["anchors"].float() / 255, t["anchor_kind"], t["anchor_slot"], t["anchor_inside"], key,
+                      int(t["keyframe_distance"]) if "keyframe_distance" in t else 0)  # fmt: skip

@@ -22,6 +22,7 @@ from .anchors import VIEWPOINTS, AnchorLayout
 from .dataset import DiffusionDataset, Sample
 from .latents import encode_video
 from .model import AnchorTokens
+from .weights import PROMPT_EMBEDS
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,12 @@ class TrainConfig:
     steps: int = 1000
     lr: float = 1e-4
     train_backbone: bool = False
-    """Also train the Wan backbone (default: only the new pose / audio modules)."""
+    """Also train the whole Wan backbone (default: only the new pose / audio modules, plus LoRA if set)."""
+    lora_rank: int = 0
+    """> 0: LoRA adapters of this rank (peft) on the backbone's self- and cross-attention projections, merged into
+    the saved weights (so the output loads like any checkpoint)."""
+    gradient_checkpointing: bool = True
+    """Recompute each block in the backward pass (activation memory of one block instead of all)."""
     prefix: int = 4
     prefix_probability: float = 0.3
     anchor_dropout: float = 0.3
@@ -49,11 +55,13 @@ class TrainConfig:
     save_every: int = 500
     seed: int = 0
     mixed_precision: str = "no"
+    """accelerate's autocast: "no", "bf16" (GPU training), "fp16"."""
 
 
 def sample_anchors(sample: Sample, latents: Tensor, cfg: TrainConfig, layout: AnchorLayout, window_frames: int,
-                   g: torch.Generator) -> list[AnchorTokens]:  # fmt: skip
-    """Anchor tokens for one step: dropout per anchor, mixed types, a lookahead anchor at a random distance."""
+                   g: torch.Generator, keyframe: Tensor | None = None) -> list[AnchorTokens]:  # fmt: skip
+    """Anchor tokens for one step: dropout per anchor, mixed types, a lookahead anchor (the sample's real future
+    keyframe at its distance, ``keyframe`` being its latent, or the photo at a random distance)."""
     out: list[AnchorTokens] = []
     if float(torch.rand(1, generator=g)) < cfg.all_anchor_dropout:
         return out
@@ -70,8 +78,11 @@ def sample_anchors(sample: Sample, latents: Tensor, cfg: TrainConfig, layout: An
         used.add(pos)
         out.append(AnchorTokens(latents[i : i + 1], pos, 0.0, layout.w_shift))
     if latents.shape[0] and float(torch.rand(1, generator=g)) < 0.5:
-        d = int(torch.randint(1, cfg.lookahead_max + 1, (1,), generator=g))
-        out.append(AnchorTokens(latents[:1], float(window_frames - 1 + d)))  # self-keyframing with the photo
+        if keyframe is not None and float(torch.rand(1, generator=g)) < 0.5:  # a real future frame, its distance
+            out.append(AnchorTokens(keyframe, float(window_frames - 1 + sample.keyframe_distance)))
+        else:  # self-keyframing with the photo at a random distance
+            d = int(torch.randint(1, cfg.lookahead_max + 1, (1,), generator=g))
+            out.append(AnchorTokens(latents[:1], float(window_frames - 1 + d)))
     return out
 
 
@@ -90,7 +101,7 @@ class TrainBatch:
 
 
 def make_batch(x0: Tensor, anchor_latents: Tensor, sample: Sample, cfg: TrainConfig, layout: AnchorLayout,
-               g: torch.Generator, text: Tensor) -> TrainBatch:  # fmt: skip
+               g: torch.Generator, text: Tensor, keyframe: Tensor | None = None) -> TrainBatch:  # fmt: skip
     """Noise, prefix, condition dropout and anchors for one sample's latents ``x0`` (1 C F h w)."""
     dev = x0.device
     n = x0.shape[2]
@@ -103,7 +114,7 @@ def make_batch(x0: Tensor, anchor_latents: Tensor, sample: Sample, cfg: TrainCon
     drop = float(torch.rand(1, generator=g)) < cfg.cond_dropout
     audio = None if drop or sample.audio is None else sample.audio[None, None].to(dev)
     prompt = torch.zeros_like(text) if drop else text
-    anchors = sample_anchors(sample, anchor_latents, cfg, layout, n, g)
+    anchors = sample_anchors(sample, anchor_latents, cfg, layout, n, g, keyframe)
     return TrainBatch(x, noise - x0, sigma, prefix, prompt, audio, anchors)
 
 
@@ -120,7 +131,8 @@ def train_step(model, vae, sample: Sample, cfg: TrainConfig, layout: AnchorLayou
         x0 = encode_video(vae, sample.frames.to(dev))
         anchor_lat = torch.cat([encode_video(vae, a[None].to(dev)) for a in sample.anchors]) if len(
             sample.anchors) else x0[:, :, :0]  # fmt: skip
-    batch = make_batch(x0, anchor_lat, sample, cfg, layout, g, text)
+        key = None if sample.keyframe is None else encode_video(vae, sample.keyframe[None].to(dev))
+    batch = make_batch(x0, anchor_lat, sample, cfg, layout, g, text, key)
     v = model(batch.x, batch.sigma * 1000, batch.prompt, pose_maps=sample.pose[None].to(dev), audio=batch.audio,
               anchors=batch.anchors, clean_prefix=batch.prefix).sample  # fmt: skip
     return batch_loss(v, batch)
@@ -130,19 +142,24 @@ def train(cfg: TrainConfig) -> Path:
     from accelerate import Accelerator
     from diffusers import AutoencoderKLWan
 
-    from .model import NEW_MODULE_PREFIXES, AnchoredWanTransformer
+    from .model import AnchoredWanTransformer
 
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     model = AnchoredWanTransformer.from_pretrained(Path(cfg.weights) / "transformer")
     vae = AutoencoderKLWan.from_pretrained(Path(cfg.weights) / "vae").to(acc.device).eval().requires_grad_(False)
-    for name, p in model.named_parameters():
-        p.requires_grad_(cfg.train_backbone or name.startswith(NEW_MODULE_PREFIXES))
+    prepare_model(model, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     data = DiffusionDataset(cfg.data)
     model, opt = acc.prepare(model, opt)
     g = torch.Generator().manual_seed(cfg.seed + acc.process_index)
-    text = torch.zeros(1, 512, model.config.text_dim if hasattr(model, "config") else 4096, device=acc.device)
+    text_dim = acc.unwrap_model(model).config.text_dim
+    text = torch.zeros(1, 512, text_dim)
+    if (Path(cfg.weights) / PROMPT_EMBEDS).is_file():  # the prompt the generator will use (scripts/prompt_embeds.py)
+        from .anchored import load_prompt_embeds
+
+        text = load_prompt_embeds(Path(cfg.weights) / PROMPT_EMBEDS, text_dim)[0][None]
+    text = text.to(acc.device)
     layout = AnchorLayout()
     model.train()
     losses = []
@@ -161,11 +178,50 @@ def train(cfg: TrainConfig) -> Path:
     return Path(cfg.out)
 
 
+LORA_TARGETS = r"blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
+
+
+def prepare_model(model, cfg: TrainConfig):
+    """Which parameters train (new modules always; the backbone fully, or through LoRA), and checkpointing."""
+    from .model import NEW_MODULE_PREFIXES
+
+    if cfg.lora_rank > 0:
+        from peft import LoraConfig
+
+        model.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_rank, target_modules=LORA_TARGETS,
+                                     init_lora_weights=True))  # fmt: skip
+    for name, p in model.named_parameters():
+        p.requires_grad_(cfg.train_backbone or name.startswith(NEW_MODULE_PREFIXES) or ".lora_" in name)
+    if cfg.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    return model
+
+
+def merged_state_dict(model) -> dict[str, Tensor]:
+    """The model's weights with every LoRA adapter folded into its base layer, under the plain layer names."""
+    from peft.tuners.lora import LoraLayer
+
+    state = {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if ".lora_" not in k}
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            for adapter in module.active_adapters:
+                state[f"{name}.weight"] = state[f"{name}.weight"] + module.get_delta_weight(adapter).to(
+                    state[f"{name}.weight"].dtype
+                )
+    return state
+
+
 def save(model, cfg: TrainConfig) -> None:
     out = Path(cfg.out)
+    if cfg.lora_rank > 0:
+        plain = type(model)(**{k: v for k, v in model.config.items() if not k.startswith("_")})
+        plain.load_state_dict(merged_state_dict(model))
+        model = plain
     model.save_pretrained(out / "transformer")
     if not (out / "vae").exists():
         shutil.copytree(Path(cfg.weights) / "vae", out / "vae")
+    if (Path(cfg.weights) / PROMPT_EMBEDS).is_file() and not (out / PROMPT_EMBEDS).exists():
+        shutil.copy(Path(cfg.weights) / PROMPT_EMBEDS, out / PROMPT_EMBEDS)
 
 
 def main() -> None:

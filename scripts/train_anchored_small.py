@@ -85,8 +85,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     data = write_dataset(args.out / "data", rendered, rig, photo, window=9 if args.smoke else 17, size=(size, size))
     weights = args.weights or small_folder(args.out / "init", args.smoke)
+    gpu = torch.cuda.is_available()
+    # from scratch: train everything; from a real Wan backbone: LoRA on its attention + the new modules
     train(TrainConfig(weights, data, args.out / "model", steps=3 if args.smoke else args.steps,
-                      train_backbone=args.weights is None, lr=1e-3 if args.weights is None else 1e-4))  # fmt: skip
+                      train_backbone=args.weights is None, lr=1e-3 if args.weights is None else 1e-4,
+                      lora_rank=0 if args.weights is None else 16, mixed_precision="bf16" if gpu else "no",
+                      gradient_checkpointing=args.weights is not None))  # fmt: skip
     print(f"trained model in {args.out / 'model'}; try: python bench/identity_drift.py --weights {args.out / 'model'}")
 
 
