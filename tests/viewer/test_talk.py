@@ -118,10 +118,15 @@ def test_talk_drives_only_its_own_tab(app, front_view, speech_path):
         )
         assert talker.talk.mic.chunks == len(speech) // n and talker.talk.mic.dropped == 0
         assert app.context.mic_router.unrouted >= len(speech) // n  # the other tab's chunks had no valid token
-        sent = [json.loads(m["value"]) for m in a.of_type("LocalStorageSetItemMessage") if m["key"].startswith(key)]
-        frames = dict(f for update in sent for f in update["frames"])  # frame index -> jawOpen
         fps = app.settings.fps
-        assert sorted(frames) == list(range(int(len(speech) / 16000 * fps))), "frames missing on the page"
+        expected = list(range(int(len(speech) / 16000 * fps)))
+
+        def received() -> dict:  # frame index -> jawOpen, from every motion update that reached the page
+            sent = [json.loads(m["value"]) for m in a.of_type("LocalStorageSetItemMessage") if m["key"].startswith(key)]
+            return dict(f for update in sent for f in update["frames"])
+
+        assert a.wait_for(lambda _: sorted(received()) == expected), f"frames missing on the page: {sorted(received())}"
+        frames = received()
         # frame k shows the audio up to k / fps: its jaw follows the loudness of the 100 ms before that
         ends = [int(k / fps * 16000) for k in frames]
         jaw = np.array(list(frames.values()))

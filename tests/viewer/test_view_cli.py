@@ -31,13 +31,15 @@ def test_view_command_serves_the_page_and_stops(tmp_path, avatar, capsys):
     assert not thread.is_alive()
 
 
-def test_view_cli_errors_are_one_line(tmp_path, capsys):
+def test_view_cli_errors_are_one_line(tmp_path, avatar, capsys):
     from anchorsplat.cli import main
+    from anchorsplat.gaussians.io import save_avatar
 
     with pytest.raises(SystemExit) as exit_info:
         main(["view", str(tmp_path / "missing.anchorsplat"), "--port", "0"])
     assert exit_info.value.code == 2
     assert "anchorsplat: error:" in capsys.readouterr().err
+    path = save_avatar(tmp_path / "tiny.anchorsplat", avatar)
     with pytest.raises(SystemExit):
-        main(["view", str(tmp_path / "missing.anchorsplat"), "--audio", str(tmp_path / "nope.wav")])
+        main(["view", str(path), "--audio", str(tmp_path / "nope.wav")])
     assert "--audio" in capsys.readouterr().err
