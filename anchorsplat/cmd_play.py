@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anchorsplat.gaussians.video import VIDEO_SUFFIXES
+from anchorsplat.commands import check_background, check_number
+from anchorsplat.gaussians.fileio import require_file
+from anchorsplat.gaussians.video import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from anchorsplat.configs import PlayConfig
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac")
 
 
 def reference_pairs(paths: tuple[Path, ...]) -> list[tuple[Path, Path]]:
@@ -56,6 +56,13 @@ def play_command(config: PlayConfig) -> Path:
         raise ValueError("nothing to play: pass --audio SPEECH (wav/flac/ogg/mp3) and/or --motion MOTION.npz")
     if config.references and config.audio is None:
         raise ValueError("--references personalise the audio-driven face: pass --audio too")
+    check_number("--fps", config.fps, 1.0, 240.0)
+    check_number("--lookahead-ms", config.lookahead_ms, 0.0, 2000.0)
+    check_number("--head-motion", config.head_motion, 0.0, 10.0)
+    check_background(config.background)
+    require_file(config.avatar, "avatar file")
+    if config.audio is not None:
+        require_file(config.audio, "--audio file")
     if config.threads is not None:
         if config.threads < 1:
             raise ValueError(f"--threads {config.threads} must be at least 1")

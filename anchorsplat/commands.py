@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, Cameras, framing_cameras
+from anchorsplat.gaussians.device import resolve_device
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
 from anchorsplat.gaussians.rigged import PosedGaussians, pose
@@ -18,12 +22,22 @@ if TYPE_CHECKING:
     from anchorsplat.configs import BakeConfig, RenderConfig
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return torch.device(device)
+MAX_SECONDS = 600.0
+"""Longest turntable (10 minutes): longer asks are typos (``--seconds 1e9``), not videos."""
+
+
+def check_number(flag: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
+    """One line for a number out of its range (NaN included): ``--fps 0``, ``--seconds -1``."""
+    below = value <= low if low_open else value < low
+    if not math.isfinite(value) or below or value > high:
+        side = "above" if low_open else "at least"
+        raise ValueError(f"{flag} {value:g} must be {side} {low:g} and at most {high:g}")
+
+
+def check_background(background: tuple[float, ...]) -> None:
+    if not all(math.isfinite(c) and 0.0 <= c <= 1.0 for c in background):
+        shown = " ".join(f"{c:g}" for c in background)
+        raise ValueError(f"--background {shown}: give three numbers in [0, 1] (red green blue), e.g. 1 1 1 for white")
 
 
 def _motion_frames(motion_path: Path | None, avatar: Avatar) -> Motion:
@@ -39,6 +53,7 @@ def _select_frame(motion: Motion, frame: int) -> Motion:
 
 
 def render_command(config: RenderConfig) -> Path:
+    from anchorsplat.bake.views import portrait_cameras
     from anchorsplat.gaussians.render import render
 
     suffix = config.out.suffix.lower()
@@ -48,6 +63,9 @@ def render_command(config: RenderConfig) -> Path:
         )
     if config.resolution < 16 or config.resolution > 4096:
         raise ValueError(f"--resolution {config.resolution} must be between 16 and 4096")
+    check_number("--fps", config.fps, 0.0, 240.0, low_open=True)
+    check_number("--seconds", config.seconds, 0.0, MAX_SECONDS, low_open=True)
+    check_background(config.background)
     device = resolve_device(config.device)
     avatar = load_avatar(config.avatar)
     rig, gaussians = avatar.rig.to(device), avatar.gaussians.to(device)
@@ -60,35 +78,40 @@ def render_command(config: RenderConfig) -> Path:
 
     with torch.no_grad():
         posed_all = pose(gaussians, rig, motion)
-        yaw0 = VIEW_YAWS_DEG[config.view]
+        yaw0 = VIEW_YAWS_DEG.get(config.view, 0.0)
         if turntable and is_video:
             count = max(1, round(config.seconds * config.fps))
             yaws = yaw0 + torch.arange(count, dtype=torch.float32) * (360.0 / count)
         else:
             yaws = torch.tensor([yaw0])
-        cameras = framing_cameras(
-            posed_all.means.reshape(-1, 3).float(), yaws.to(device), width=config.resolution, height=config.resolution
-        )
-        frames = _render_frames(render, posed_all, cameras, background, config.backend, turntable)
+        means = posed_all.means.reshape(-1, 3).float()
+        head = _head_position(rig, motion) if config.view == "portrait" else None
+        if head is not None:
+            cameras = portrait_cameras(posed_all.means[0].float(), head.float(), yaws.to(device), config.resolution)
+        else:
+            cameras = framing_cameras(means, yaws.to(device), width=config.resolution, height=config.resolution)
+        frames = _render_frames(render, posed_all, cameras, background, config.backend)
+        if is_video:  # frames stream into the encoder: a long video never sits in memory
+            return write_video(config.out, frames, config.fps if turntable else motion.fps)
+        return write_image(config.out, next(frames))
 
-    if is_video:
-        fps = config.fps if turntable else motion.fps
-        return write_video(config.out, frames, fps)
-    return write_image(config.out, frames[0])
+
+def _head_position(rig, motion: Motion) -> torch.Tensor | None:
+    """The head joint of the motion's first frame (None for a rig without one: the whole body is framed)."""
+    from anchorsplat.bake.views import head_position
+    from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+    return head_position(rig, pose_motion_mesh(rig, motion.frame(0)).T_world_joint[0])
 
 
-def _render_frames(
-    render, posed: PosedGaussians, cameras: Cameras, background, backend: str, turntable: bool
-) -> np.ndarray:
+def _render_frames(render, posed: PosedGaussians, cameras: Cameras, background, backend: str) -> Iterator[np.ndarray]:
     """Frame t = pose t seen by camera t (a single pose or a single camera is broadcast)."""
     count = max(len(posed), len(cameras))
-    frames = []
     for t in range(count):
         p = posed if len(posed) == 1 else _posed_frame(posed, t)
         cam = cameras[t if len(cameras) > 1 else 0]
         out = render(p, cam, backend=backend, background=background)
-        frames.append(to_uint8(out.rgb[0, 0]))
-    return np.stack(frames)
+        yield to_uint8(out.rgb[0, 0])
 
 
 def _posed_frame(posed: PosedGaussians, t: int) -> PosedGaussians:
@@ -98,7 +121,7 @@ def _posed_frame(posed: PosedGaussians, t: int) -> PosedGaussians:
     )  # fmt: skip
 
 
-SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "sample" / "astronaut.png"
+SAMPLE_PHOTO = asset_path("sample", "astronaut.png")
 
 
 def _check_generator_options(config: BakeConfig) -> None:
@@ -121,9 +144,21 @@ def _check_generator_options(config: BakeConfig) -> None:
 
 def bake_command(config: BakeConfig) -> Path | None:
     from anchorsplat.bake.job import JobSettings
+    from anchorsplat.gaussians.fileio import require_file
 
     if config.photo is not None and config.batch is not None:
         raise ValueError("give one photo (anchorsplat bake PHOTO --out JOB) or --batch FOLDER, not both")
+    # every input is checked before a job folder exists (run_bake checks the photo and subject themselves)
+    if config.photo is not None:
+        require_file(config.photo, "photo")
+    if config.subject_params is not None:
+        require_file(config.subject_params, "--subject-params file")
+    if config.batch is not None and not config.batch.is_dir():
+        raise ValueError(f"--batch {config.batch} is not a folder: pass a folder of photos")
+    if config.out.exists() and not config.out.is_dir():
+        raise ValueError(f"--out {config.out} is a file, not a folder: choose another --out")
+    if config.generator == "anchored" and config.weights is None:
+        raise ValueError("--generator anchored needs --weights DIR (a local diffusers-format model folder)")
     photo = config.photo
     if photo is None:  # no photo and no batch: the bundled sample subject
         photo = SAMPLE_PHOTO if config.batch is None else Path("batch")
@@ -135,7 +170,8 @@ def bake_command(config: BakeConfig) -> Path | None:
         weights=None if config.weights is None else str(config.weights.resolve()),
         refine_strength=config.refine_strength,
         subject_params=None if config.subject_params is None else str(config.subject_params.resolve()),
-        seed=config.seed, backend=config.backend, export_dataset=config.export_dataset,
+        seed=config.seed, backend=config.backend, export_dataset=config.export_dataset, device=config.device,
+        person=config.person,
     )  # fmt: skip
     if config.batch is not None:
         from anchorsplat.bake.batch import run_batch

@@ -13,7 +13,7 @@ import tyro
 
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["auto", "gsplat", "torch"]
-View = Literal["front", "three-quarter", "left", "back", "right"]
+View = Literal["front", "three-quarter", "left", "back", "right", "portrait"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class RenderConfig:
     out: Path = Path("front.png")
     """Output: an image (.png, .jpg, .webp) or a video (.mp4, .mov, .mkv, .webm)."""
     view: View = "front"
-    """Camera view around the body (it faces +Z; "left" looks at the body's left side)."""
+    """Camera view around the body (it faces +Z; "left" looks at the body's left side); "portrait" frames the
+    head and shoulders from the front (the view to check a bake's face first)."""
     motion: Path | None = None
     """An SMPL-X-format motion .npz (AMASS 'poses'/'trans' or per-part keys). Images show --frame of it."""
     frame: int = 0
@@ -47,18 +48,31 @@ class RenderConfig:
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Export an avatar: glb (rigged glTF 2.0: skeleton, skinned body with expression morph targets, the Gaussians
-    as KHR_gaussian_splatting points skinned per splat, optional animation), ply (standard 3DGS), spz (Niantic's
-    compressed splats) or web (a self-contained folder that plays the avatar in a browser)."""
+    """Export an avatar: glb (rigged glTF 2.0: the clothed, textured surface extracted from the splats, skinned to
+    the skeleton with the expression morph targets, optional animation; the Gaussians as KHR_gaussian_splatting
+    points in a second file NAME.splats.glb), vrm (the surface as a VRM 1.0 avatar), obj (the textured surface
+    in one pose, for DCC tools), ply (standard 3DGS), spz (Niantic's compressed splats) or web (a self-contained
+    folder that plays the avatar in a browser)."""
 
     avatar: tyro.conf.Positional[Path]
     """The avatar file (.anchorsplat)."""
-    format: Literal["glb", "ply", "spz", "web"] = "glb"
-    """glb and web are rigged and animated; ply and spz are static splats (the rest pose or one --frame)."""
+    format: Literal["glb", "vrm", "obj", "ply", "spz", "web"] = "glb"
+    """glb and web are rigged and animated; vrm is the surface as a VRM 1.0 avatar (humanoid bones, expression
+    presets, look-at; no animation); obj, ply and spz are static (the rest pose or one --frame)."""
     out: Path | None = None
     """Output path (default: the avatar's name with the format's suffix; web: a folder NAME_web)."""
+    splats: Literal["include", "only", "none"] = "include"
+    """glb: include writes the surface to OUT and the splats beside it (OUT with .splats.glb), so engines show
+    the surface and splat-capable ones can load the splats instead; only: the splats alone in OUT (no surface is
+    extracted); none: the surface alone. vrm: include also writes OUT with .splats.glb. obj: include also writes
+    the splats as OUT with .ply."""
+    max_triangles: int = 30000
+    """glb / vrm / obj: triangle budget of the extracted surface."""
+    texture_size: int = 2048
+    """glb / vrm / obj: width and height of the surface's colour texture (a power of two, at most 8192)."""
     motion: Path | None = None
-    """An SMPL-X-format motion (.npz): glb and web store it as the animation; ply and spz export its --frame."""
+    """An SMPL-X-format motion (.npz): glb and web store it as the animation; obj, ply and spz export its
+    --frame."""
     audio: Path | None = None
     """Speech audio (wav/flac/mp3/ogg): the runtime's audio-to-motion makes the animation; web also plays it."""
     audio_model: Literal["auto", "learned", "baseline"] = "auto"
@@ -66,11 +80,15 @@ class ExportConfig:
     fps: float = 30.0
     """Frame rate of the motion made from --audio."""
     frame: int = 0
-    """Which motion frame a ply or spz export shows."""
+    """Which motion frame an obj, ply or spz export shows."""
     max_gaussians: int | None = None
     """glb: keep at most this many Gaussians (the most opaque), for engines with splat budgets."""
     title: str | None = None
     """web: the page's title (default: the avatar's name)."""
+    render_resolution: int = 384
+    """glb / obj: width and height of the RGB-D renders (38 views) the surface and its texture come from."""
+    backend: Backend = "auto"
+    """glb / obj: rasterizer of the renders the surface is extracted from."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +119,15 @@ class BakeConfig:
     ray_address: str | None = None
     """Ray cluster to run --batch on (default: a local Ray)."""
     backend: Backend = "auto"
+    device: Device = "auto"
+    """Where every stage runs: auto (CUDA when present), cpu or cuda. --batch reserves a GPU per task only when
+    this is cuda, or auto on a machine with CUDA."""
     seed: int = 0
     export_dataset: bool = True
     """Also write the clips as a nerfstudio dataset (JOB/dataset/transforms.json)."""
+    person: int | None = None
+    """In a photo of several people, bake this one (numbered 1, 2, ... left to right by face); by default the
+    largest, most central person (the log and the report say which)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +192,8 @@ class ViewConfig:
     """Tallest server-rendered frame, in pixels."""
     model: str = "learned"
     """Audio-to-motion model: "learned" (the baseline when its weights are not installed), "baseline", or a folder."""
+    max_tabs: int = 8
+    """Browser tabs served at once (each has its own audio, motion and model state); more get a message."""
     backend: Backend = "auto"
     device: Device = "auto"
 

@@ -1,1 +1,1 @@
-"""anchorsplat.bake (see DESIGN.md)."""
+"""anchorsplat.bake (see docs/architecture.md)."""

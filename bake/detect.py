@@ -1,7 +1,6 @@
-"""Stage 1a: read the photo and find the one person in it.
+"""Stage 1a: find the one person in the photo (read by :func:`.photo.load_photo`).
 
-:func:`load_photo` turns any image file Pillow reads into an upright ``uint8 H W 3`` RGB array of at most
-:data:`MAX_LONG_SIDE` pixels. :func:`detect_person` runs three detectors on it:
+:func:`detect_person` runs three detectors on it:
 
 - mediapipe Pose (BlazePose "full", the model mediapipe 0.10.14 ships): 33 landmarks with visibility, metric
   world landmarks, and the person's segmentation mask. It finds at most one person.
@@ -10,8 +9,10 @@
 
 dlib's HOG detector fires on face-like things (the mission patch on the astronaut's suit scores 0.12), so a
 face box only counts when FaceMesh also finds a face there (on the whole image, or on a crop around the box),
-and the subject's face is the confirmed face at the pose's head. The number of people comes from the pose
-(one) plus every other confirmed face of comparable size; more than one is an error, as the bake fits one body.
+and the subject's face is the confirmed face at the pose's head. Every confirmed face of comparable size is a
+person (numbered left to right); in a group photo the pose runs on the chosen person's column of the image only
+(by default the largest, most central face). A face under :data:`MIN_FACE_PX` and a photo cut above the
+shoulders are refused with the minimum they need.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float, UInt8
 
-MIN_SHORT_SIDE = 128
-MAX_LONG_SIDE = 1024
+from .photo import Box, check_image
+
 COMPARABLE_FACE = 0.5
 """Another face counts as another person when its width is at least this fraction of the subject's face."""
 VISIBLE = 0.5
+MIN_FACE_PX = 40
+"""The smallest face (width in pixels) the bake accepts: under it, no identity survives."""
 """Pose landmarks with visibility below this are treated as hidden (framing)."""
 
 POSE_LANDMARK_NAMES: tuple[str, ...] = (
@@ -39,9 +41,6 @@ POSE_LANDMARK_NAMES: tuple[str, ...] = (
     "left_heel", "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
 """mediapipe Pose's landmarks; "left" is the person's left (it appears on the image's right in a front view)."""
-
-Box = tuple[int | float, int | float, int | float, int | float]
-"""left, top, right, bottom in pixels."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +57,9 @@ class Detections:
         face_mesh_xy: FaceMesh's 478 landmarks of the subject's face, None when no face mesh was found.
         face_box: dlib's box of the subject's face (left, top, right, bottom), None when dlib found none.
         face_landmarks_68: dlib's 68 landmarks (iBUG 300-W order) in ``face_box``, None with it.
-        num_people: people found (always 1: more raise in :func:`detect_person`).
+        num_people: people found (faces of comparable size; 1 when there is no face).
+        person: which of them is the subject (1-based, left to right).
+        face_mesh_z: FaceMesh's relative depth of each landmark (pixels, away from the camera; None without it).
     """
 
     width: int
@@ -71,6 +72,8 @@ class Detections:
     face_box: Box | None
     face_landmarks_68: Float[np.ndarray, "68 2"] | None
     num_people: int
+    face_mesh_z: Float[np.ndarray, "478"] | None = None
+    person: int = 1
 
     def visible(self, name: str) -> bool:
         """Whether a pose landmark is visible and inside the image."""
@@ -82,79 +85,6 @@ class Detections:
     def framing(self) -> str:
         """``"full_body"`` when a hip is visible, else ``"portrait"`` (head and shoulders)."""
         return "full_body" if self.visible("left_hip") or self.visible("right_hip") else "portrait"
-
-
-# --- photo --------------------------------------------------------------------------------------------------------
-
-
-def load_photo(path: str | Path, *, max_long_side: int = MAX_LONG_SIDE) -> UInt8[np.ndarray, "H W 3"]:
-    """Read a photo as upright 8-bit RGB: EXIF orientation applied, grayscale/palette/16-bit/float converted,
-    transparency composited onto white, downscaled so the long side is at most ``max_long_side``.
-
-    Raises:
-        ValueError: a missing file, a file that is not an image, a truncated image, or one under 128 px.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    hint = "pass a JPEG or PNG photo of one person"
-    if not path.is_file():
-        raise ValueError(f"photo {path} does not exist: {hint}")
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (max_long_side, max_long_side))  # JPEG: decode at a reduced scale directly
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb8(img)
-    except UnidentifiedImageError:
-        raise ValueError(f"photo {path} is not an image Pillow can read: {hint}") from None
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"photo {path} is too large to decode safely ({exc}): downscale it first") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"photo {path} is truncated or corrupt ({exc}): re-export or re-download it") from None
-    h, w = rgb.shape[:2]
-    if max(h, w) > max_long_side:
-        scale = max_long_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
-    check_image(rgb, what=f"photo {path}")
-    return np.ascontiguousarray(rgb)
-
-
-def _to_rgb8(img) -> np.ndarray:
-    """Any Pillow mode -> uint8 RGB; high-bit-depth modes are rescaled, not clipped."""
-    from PIL import Image
-
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        values = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
-        if img.mode == "F":
-            top = max(float(values.max()), 1.0) if values.max() > 1.0 else 1.0
-        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    return np.asarray(img.convert("RGB"))
-
-
-def check_rgb8(image: np.ndarray, *, what: str = "image") -> None:
-    """Raise a TypeError unless ``image`` is a uint8 H x W x 3 array."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        desc = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise TypeError(f"{what} must be a uint8 H x W x 3 RGB array, got a {desc}: read files with load_photo")
-
-
-def check_image(image: np.ndarray, *, what: str = "image") -> None:
-    """Raise a one-line error unless ``image`` is a usable uint8 H x W x 3 photo of at least 128 px."""
-    check_rgb8(image, what=what)
-    h, w = image.shape[:2]
-    if min(h, w) < MIN_SHORT_SIDE:
-        raise ValueError(
-            f"{what} is too small ({w} x {h} px): the person detector needs at least {MIN_SHORT_SIDE} px on the "
-            "short side; use a larger photo"
-        )
 
 
 # --- detectors (loaded once; mediapipe graphs are not re-entrant, so calls are serialised) ------------------------
@@ -180,8 +110,9 @@ def _mediapipe():
 
 
 def _mesh_points(result, width: int, height: int) -> list[np.ndarray]:
+    """FaceMesh's landmarks in pixels: x, y and the relative depth z (away from the camera, in x's scale)."""
     return [
-        np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float32)
+        np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float32)
         for face in (result.multi_face_landmarks or [])
     ]
 
@@ -199,8 +130,8 @@ def _mesh_in_crop(image: np.ndarray, box: Box) -> np.ndarray | None:
     found = _mesh_points(crop_mesh.process(crop), x1 - x0, y1 - y0)
     if not found:
         return None
-    points = found[0] + np.array([x0, y0], dtype=np.float32)
-    return points if _inside(points.mean(0), box) else None
+    points = found[0] + np.array([x0, y0, 0.0], dtype=np.float32)
+    return points if _inside(points[:, :2].mean(0), box) else None
 
 
 def _inside(xy: np.ndarray, box: Box) -> bool:
@@ -221,7 +152,7 @@ def _same_face(a: Box, b: Box) -> bool:
 
 
 def _box_of(points: np.ndarray) -> Box:
-    lo, hi = points.min(0), points.max(0)
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
@@ -260,38 +191,44 @@ def _confirmed_faces(image: np.ndarray) -> list[_Face]:
     return faces
 
 
-def detect_person(image: UInt8[np.ndarray, "H W 3"]) -> Detections:
-    """Find the one person in ``image``: pose, mask, face landmarks. See the module docstring.
+def detect_person(image: UInt8[np.ndarray, "H W 3"], *, person: int | None = None) -> Detections:
+    """Find the subject in ``image``: pose, mask, face landmarks. See the module docstring.
+
+    Args:
+        image: the photo, uint8 RGB.
+        person: in a photo of several people (faces of comparable size, numbered 1, 2, ... left to right), the
+            one to fit; None picks the largest, most central one (``Detections.person`` says which).
 
     Raises:
-        ValueError: no person, several people, or an image under 128 px on its short side.
+        ValueError: no person, a ``person`` the photo does not have, a face under :data:`MIN_FACE_PX`, a body cut
+            above the shoulders, or an image under 128 px on its short side.
     """
     check_image(image)
     h, w = image.shape[:2]
     pose, _, _, _ = _mediapipe()
     with _LOCK:
-        result = pose.process(image)
-        mask = None if result.segmentation_mask is None else np.asarray(result.segmentation_mask, np.float32)
-        if result.pose_landmarks is None or mask is None or (mask > 0.5).mean() < 0.005:
+        faces = _confirmed_faces(image)
+        people = _people(faces)
+        index, (x0, x1) = _choose_person(people, person, w)
+        column = np.ascontiguousarray(image[:, x0:x1])  # only the chosen person's column of the photo
+        result = pose.process(column)
+        mask = np.zeros((h, w), np.float32)
+        if result.segmentation_mask is not None:
+            mask[:, x0:x1] = np.asarray(result.segmentation_mask, np.float32)
+        if result.pose_landmarks is None or (mask > 0.5).mean() < 0.005:
             raise ValueError(
                 "no person found in the photo: use a photo in which one person's head and shoulders are clearly "
                 "visible and well lit"
             )
-        faces = _confirmed_faces(image)
-        pose_xy = np.array([(p.x * w, p.y * h) for p in result.pose_landmarks.landmark], dtype=np.float32)
+        cw = x1 - x0
+        pose_xy = np.array([(x0 + p.x * cw, p.y * h) for p in result.pose_landmarks.landmark], dtype=np.float32)
         visibility = np.array([p.visibility for p in result.pose_landmarks.landmark], dtype=np.float32)
         world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], dtype=np.float32)
-        subject = _subject_face(faces, pose_xy, visibility, mask)
+        in_column = [f for f in faces if x0 <= (f.box[0] + f.box[2]) / 2 < x1]
+        subject = _subject_face(in_column, pose_xy, visibility, mask)
         if subject is not None and subject.mesh is None:
             subject.mesh = _mesh_in_crop(image, subject.box)
-    others = [f for f in faces if f is not subject and f.width >= COMPARABLE_FACE * _reference_width(subject, pose_xy)]
-    num_people = 1 + len(others)
-    if num_people > 1:
-        where = ", ".join(f"x={(f.box[0] + f.box[2]) / 2:.0f}" for f in ([subject] if subject else []) + others)
-        raise ValueError(
-            f"several people in the photo ({num_people}; faces at {where} px): the bake fits one person, crop the "
-            "photo to the subject"
-        )
+    _check_framing(subject, pose_xy, visibility, w, h)
     landmarks = None
     if subject is not None and subject.dlib_box is not None:
         from .identity import dlib_landmarks
@@ -299,10 +236,55 @@ def detect_person(image: UInt8[np.ndarray, "H W 3"]) -> Detections:
         landmarks = dlib_landmarks(image, subject.dlib_box)
     return Detections(
         width=w, height=h, pose_xy=pose_xy, pose_visibility=visibility, pose_world=world, mask=mask,
-        face_mesh_xy=None if subject is None else subject.mesh,
+        face_mesh_xy=None if subject is None or subject.mesh is None else subject.mesh[:, :2].copy(),
+        face_mesh_z=None if subject is None or subject.mesh is None else subject.mesh[:, 2].copy(),
         face_box=None if subject is None else subject.dlib_box,
-        face_landmarks_68=landmarks, num_people=num_people,
+        face_landmarks_68=landmarks, num_people=max(1, len(people)), person=index,
     )  # fmt: skip
+
+
+def _people(faces: list[_Face]) -> list[_Face]:
+    """One face per person: the faces at least :data:`COMPARABLE_FACE` of the largest one, left to right."""
+    if not faces:
+        return []
+    largest = max(f.width for f in faces)
+    return sorted((f for f in faces if f.width >= COMPARABLE_FACE * largest), key=lambda f: f.box[0] + f.box[2])
+
+
+def _choose_person(people: list[_Face], person: int | None, width: int) -> tuple[int, tuple[int, int]]:
+    """The chosen person's number (1-based) and the image column that holds them (up to halfway to the next
+    face on either side)."""
+    if person is not None and not 1 <= person <= max(1, len(people)):
+        raise ValueError(
+            f"--person {person}: the photo shows {max(1, len(people))} person(s), numbered 1 to "
+            f"{max(1, len(people))} from left to right; pick one of them"
+        )
+    if len(people) <= 1:
+        return 1, (0, width)
+    centres = [(f.box[0] + f.box[2]) / 2 for f in people]
+    if person is None:  # the largest, most central face
+        score = [f.width * (1.0 - 0.5 * abs(c - width / 2) / (width / 2)) for f, c in zip(people, centres, strict=True)]
+        person = int(np.argmax(score)) + 1
+    i = person - 1
+    x0 = 0 if i == 0 else int((centres[i - 1] + centres[i]) / 2)
+    x1 = width if i == len(people) - 1 else int((centres[i] + centres[i + 1]) / 2)
+    return person, (x0, x1)
+
+
+def _check_framing(subject: _Face | None, pose_xy: np.ndarray, visibility: np.ndarray, w: int, h: int) -> None:
+    """Refuse a face too small to carry an identity and a photo cut above the shoulders."""
+    if subject is not None and subject.width < MIN_FACE_PX:
+        raise ValueError(
+            f"the face is only {subject.width:.0f} px wide: the bake needs a face at least {MIN_FACE_PX} px wide; "
+            "use a closer or higher-resolution photo, or crop it around the person"
+        )
+    shoulders = [POSE_LANDMARK_NAMES.index(n) for n in ("left_shoulder", "right_shoulder")]
+    seen = [visibility[i] >= VISIBLE / 2 and 0 <= pose_xy[i, 0] < w and 0 <= pose_xy[i, 1] < h for i in shoulders]
+    if not any(seen):
+        raise ValueError(
+            "the photo is cut above the shoulders: the bake needs at least the head and both shoulders in the "
+            "photo; use a photo framed from the chest up or wider"
+        )
 
 
 def _head_box(pose_xy: np.ndarray, visibility: np.ndarray) -> Box | None:
@@ -329,10 +311,3 @@ def _subject_face(faces: list[_Face], pose_xy: np.ndarray, visibility: np.ndarra
         if 0 <= x < w and 0 <= y < h and mask[y, x] > 0.5 and y < shoulders_y:
             return face
     return None
-
-
-def _reference_width(subject: _Face | None, pose_xy: np.ndarray) -> float:
-    """The subject's face width; without a visible face, a face's typical width for the shoulder span."""
-    if subject is not None:
-        return subject.width
-    return 0.35 * float(np.linalg.norm(pose_xy[11] - pose_xy[12]))

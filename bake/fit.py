@@ -1,18 +1,22 @@
 """Stage 5: fit the triangle-bound Gaussians to every generated frame and the real photo.
 
 Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha, + light regularisers
-on normal offsets and scales. Balanced sampling (seed 004): each step uses the real photo with probability
-``photo_probability``, otherwise a generated frame drawn in proportion to its identity weight. Densify and
-prune, a simple CPU equivalent of gsplat's default strategy: every ``densify_every`` steps during the first
-60% of the fit, Gaussians whose opacity fell under 0.01 are removed and the 5% with the largest accumulated
-positional gradient are split in two. The fit checkpoints atomically, with optimiser and random state, so a
-killed job resumes to the same result.
+on normal offsets and scales. Balanced sampling (from the survey "Identity preservation in video diffusion"):
+each step uses the real photo with probability ``photo_probability``, otherwise a generated frame drawn in
+proportion to its identity weight. Densify and prune, a simple CPU equivalent of gsplat's default strategy: every
+``densify_every`` steps during the first 60% of the fit, Gaussians whose opacity fell under 0.01 are removed and
+the 5% with the largest accumulated positional gradient are split in two. The fit checkpoints atomically, with
+optimiser and random state, so a killed job resumes to the same result.
+
+Device: the fit runs where its inputs are (``init``, the rig and the views; the bake moves them to the job's
+device). Random decisions (which view, the split children's jitter) come from one generator on the host, so the
+loop never waits on the GPU to choose and the checkpointed state is the same on every device. The loop reads
+nothing back per step: the losses are gathered every ``log_every`` steps.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +27,16 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.fileio import FileFormat, read_torch, write_torch
 from anchorsplat.gaussians.render import render
 from anchorsplat.gaussians.rig import Rig
 from anchorsplat.gaussians.rigged import RiggedGaussians, pose_from_vertices
 
 from .losses import psnr, ssim
+
+CHECKPOINT_FILE = FileFormat(
+    "anchorsplat.fit-checkpoint", 1, "fit checkpoint", "rerun the bake with --force fit (the fit starts over)"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +63,9 @@ class FitSettings:
     max_scale: float = 0.03
     """Meters; larger Gaussians are pushed back (they blur motion)."""
     backend: str = "auto"
+    """Rasterizer: ``"gsplat"`` (CUDA inputs), ``"torch"`` (any device), or ``"auto"``."""
+    log_every: int = 25
+    """Steps between reads of the losses back to the host (each read waits for the device)."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
 
@@ -114,18 +126,20 @@ def densify_and_prune(
 ) -> AvatarParams:
     g = _detached(params.gaussians())
     n = len(g)
+    device = g.opacity_logits.device
     keep = torch.sigmoid(g.opacity_logits) > 0.01
     if int(keep.sum()) < min_count:  # never prune below the floor: keep the most opaque
-        keep = torch.zeros(n, dtype=torch.bool)
+        keep = torch.zeros(n, dtype=torch.bool, device=device)
         keep[g.opacity_logits.topk(min_count).indices] = True
     budget = max(0, min(max_count - int(keep.sum()), int(0.05 * n)))
     score = torch.where(keep, grad_norm, torch.full_like(grad_norm, -1.0))
-    split = score.topk(budget).indices if budget else torch.zeros(0, dtype=torch.long)
+    split = score.topk(budget).indices if budget else torch.zeros(0, dtype=torch.long, device=device)
     split = split[score[split] > 0]
     base = g.subset(keep.nonzero()[:, 0])
     if len(split):
         children = g.subset(split)
-        noise = torch.randn(len(split), 3, generator=generator) * 0.3
+        host = generator.device if generator is not None else "cpu"  # the checkpointed random state
+        noise = torch.randn(len(split), 3, generator=generator, device=host).to(device) * 0.3
         bary = torch.softmax(torch.log(children.barycentric.clamp_min(1e-4)) + noise, dim=-1)
         smaller = children.log_scales - math.log(1.6)
         children = RiggedGaussians(children.face_ids, bary, children.normal_offsets, children.quats_canonical_wxyz,
@@ -149,12 +163,12 @@ def _concat(a: RiggedGaussians, b: RiggedGaussians) -> RiggedGaussians:
 def render_view(params_or_g, rig: Rig, view: View, settings: FitSettings):
     g = params_or_g.gaussians() if isinstance(params_or_g, AvatarParams) else params_or_g
     posed = pose_from_vertices(g, rig, view.vertices[None])
-    background = torch.tensor(settings.background, dtype=posed.means.dtype)
+    background = torch.tensor(settings.background, dtype=posed.means.dtype, device=posed.means.device)
     return posed, render(posed, view.camera, backend=settings.backend, background=background)
 
 
 def view_loss(out, view: View, settings: FitSettings, params: AvatarParams) -> Tensor:
-    background = torch.tensor(settings.background)
+    background = torch.tensor(settings.background, dtype=view.image.dtype, device=view.image.device)
     target = view.image * view.mask[..., None] + background * (1 - view.mask[..., None])
     rgb = out.rgb[0]  # 1 H W 3
     l1 = (rgb - target[None]).abs().mean()
@@ -170,11 +184,9 @@ def _save_checkpoint(path: Path, params: AvatarParams, opt, iteration: int, resu
     state = {
         "params": {k: v.detach().clone() for k, v in params.state_dict().items()}, "optimizer": opt.state_dict(),
         "iteration": iteration, "losses": result.losses, "counts": result.counts, "rng": rng.get_state(),
-        "grad_acc": acc, "format": "anchorsplat.fit-checkpoint", "version": 1,
+        "grad_acc": acc,
     }  # fmt: skip
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_torch(path, CHECKPOINT_FILE, state)
 
 
 def fit_avatar(
@@ -189,27 +201,31 @@ def fit_avatar(
     """Optimise ``init`` on ``views`` (see the module docstring); resumes from ``checkpoint`` if it exists."""
     if not views:
         raise ValueError("no views to fit: every generated frame was dropped by the identity score")
-    rng = torch.Generator().manual_seed(settings.seed)
+    device = init.face_ids.device
+    rng = torch.Generator(device="cpu").manual_seed(settings.seed)  # host-side: see the module docstring
     params, result, start = AvatarParams(init), FitResult(init), 0
     opt = params.optimizer()
-    acc = torch.zeros(len(init))
+    acc = torch.zeros(len(init), device=device)
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        params = AvatarParams.from_state(state["params"])
+        state = read_torch(checkpoint, CHECKPOINT_FILE)  # loaded on the CPU: a checkpoint from any device
+        params = AvatarParams.from_state(state["params"]).to(device)
         opt = params.optimizer()
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(state["optimizer"])  # moves the moments to the parameters' device
         rng.set_state(state["rng"])
-        start, acc = state["iteration"], state["grad_acc"]
+        start, acc = state["iteration"], state["grad_acc"].to(device)
         result.losses, result.counts = list(state["losses"]), list(state["counts"])
     photos = [v for v in views if v.is_photo]
     frames = [v for v in views if not v.is_photo]
-    frame_weights = torch.tensor([max(v.weight, 1e-6) for v in frames]) if frames else None
+    frame_weights = torch.tensor([max(v.weight, 1e-6) for v in frames], device=rng.device) if frames else None
+    pending: list[Tensor] = []  # losses not yet read back
     min_count, max_count = len(init) // 2, len(init) * 2
     bar = tqdm(range(start, settings.iterations), desc="fit", initial=start, total=settings.iterations, leave=False)
     for it in bar:
-        use_photo = photos and (not frames or float(torch.rand((), generator=rng)) < settings.photo_probability)
+        use_photo = photos and (
+            not frames or float(torch.rand((), generator=rng, device=rng.device)) < settings.photo_probability
+        )
         if use_photo:
-            view = photos[int(torch.randint(len(photos), (), generator=rng))]
+            view = photos[int(torch.randint(len(photos), (), generator=rng, device=rng.device))]
         else:
             view = frames[int(torch.multinomial(frame_weights, 1, generator=rng))]
         posed, out = render_view(params, rig, view, settings)
@@ -219,15 +235,19 @@ def fit_avatar(
         loss.backward()
         opt.step()
         acc += posed.means.grad[0].norm(dim=-1).detach()
-        result.losses.append(loss.item())
+        pending.append(loss.detach())
         result.counts.append(len(params.face_ids))
-        if on_step is not None:
-            on_step(it, loss.item())
+        if on_step is not None:  # a caller that wants every step's loss pays a read-back per step
+            on_step(it, float(loss.detach()))
         step = it + 1
+        saving = checkpoint is not None and (step % settings.checkpoint_every == 0 or step == settings.iterations)
+        if saving or step % settings.log_every == 0 or step == settings.iterations:
+            result.losses.extend(torch.stack(pending).tolist())
+            pending.clear()
         if step % settings.densify_every == 0 and step < 0.6 * settings.iterations:
             params = densify_and_prune(params, acc, min_count, max_count, rng)
-            opt, acc = params.optimizer(), torch.zeros(len(params.face_ids))
-        if checkpoint is not None and (step % settings.checkpoint_every == 0 or step == settings.iterations):
+            opt, acc = params.optimizer(), torch.zeros(len(params.face_ids), device=device)
+        if saving:
             _save_checkpoint(checkpoint, params, opt, step, result, rng, acc)
     result.gaussians = _detached(params.gaussians())
     return result
@@ -238,10 +258,10 @@ def heldout_psnr(g: RiggedGaussians, rig: Rig, views: list[View], settings: FitS
     if not views:
         return float("nan")
     values = []
-    background = torch.tensor(settings.background)
     with torch.no_grad():
         for view in views:
             _, out = render_view(g, rig, view, settings)
+            background = torch.tensor(settings.background, dtype=view.image.dtype, device=view.image.device)
             target = view.image * view.mask[..., None] + background * (1 - view.mask[..., None])
             values.append(psnr(out.rgb[0, 0], target))
     return sum(values) / len(values)

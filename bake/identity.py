@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from jaxtyping import Float, UInt8
 
-from .detect import Box, check_rgb8
+from .photo import Box, check_rgb8
 
 SAME_PERSON_DISTANCE = 0.6
 

@@ -13,20 +13,31 @@ would mix two bakes in one folder).
     JOB/score/scores.json      stage 4: per-frame identity distances and weights
     JOB/fit/checkpoint.pt      stage 5: resumable fit state; JOB/avatar.anchorsplat its result
     JOB/report.html, JOB/turntable.mp4, JOB/dataset/ (nerfstudio)   stage 6
+    JOB/.lock                  held (``flock``) by the running bake, holds its pid
+
+One bake at a time per folder: :meth:`Job.open` takes an advisory lock on ``JOB/.lock`` (the kernel drops it when
+the holder dies, so a stale lock from a killed bake is simply taken over; a live holder is named by its pid), then
+sweeps the temp files and staging folders a killed run left behind.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import errno
+import fcntl
+import math
+import os
+import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-from anchorsplat.gaussians.io import atomic_write_bytes
+from anchorsplat.gaussians.fileio import FileFormat, FileFormatError, read_json, remove_leftovers, write_json
 
 CONFIG_FORMAT = "anchorsplat.bake-job"
 CONFIG_VERSION = 1
+CONFIG_FILE = FileFormat(CONFIG_FORMAT, CONFIG_VERSION, "bake job config", "delete the job folder and bake again")
+STAGE_FILE = FileFormat("anchorsplat.bake-stage", 1, "stage record", "rerun the bake with --force STAGE", unversioned=1)
+LOCK_NAME = ".lock"
 STAGES = ("subject", "script", "generate", "score", "fit", "report")
 
 
@@ -43,6 +54,15 @@ class JobSettings:
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+    person: int | None = None
+    """Which person of a group photo to bake (1-based, left to right); None: the largest, most central."""
+    device: str = "auto"
+    """Where every stage runs: auto (CUDA when present), cpu or cuda. Not part of the result's identity: a job
+    started on one device resumes on another."""
+
+
+# Settings a rerun may change without making it another bake.
+RESUMABLE_ELSEWHERE = ("device",)
 
 
 def _setting_defaults() -> dict:
@@ -53,47 +73,110 @@ class Job:
     def __init__(self, root: Path, settings: JobSettings) -> None:
         self.root = Path(root)
         self.settings = settings
+        self._lock_fd: int | None = None
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
-    def open(self) -> None:
-        """Create the folder and its config, or check that an existing job was made with the same settings."""
+    def open(self) -> bool:
+        """Lock the folder (creating it), then create its config or check that the existing job was made with the
+        same settings. Returns whether this call created the folder. Call :meth:`close` when done.
+
+        Raises:
+            ValueError: ``--out`` is a file or a foreign folder, another bake holds the lock, or the job was made
+                with other settings or by a newer anchorsplat.
+        """
         config = self.path("config.json")
-        wanted = {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, "settings": asdict(self.settings)}
-        if config.exists():
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"--out {self.root} is a file, not a folder: choose another --out")
+        if self.root.is_dir() and not config.exists() and not self.path(LOCK_NAME).exists():
+            if any(self.root.iterdir()):
+                raise ValueError(f"--out {self.root} exists and is not a bake job folder: choose another --out")
+        created = False
+        try:
+            self.root.mkdir(parents=True)
+            created = True
+        except FileExistsError:
+            pass
+        self._lock()
+        try:
+            remove_leftovers(self.root)
+            self._check_or_write_config(config)
+        except BaseException:
+            self.close()
+            raise
+        return created
+
+    def _lock(self) -> None:
+        while True:  # the lock file may be removed between our open and our lock: then lock the new one
+            fd = os.open(self.path(LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                saved = json.loads(config.read_text())
-            except json.JSONDecodeError:
-                raise ValueError(f"{config} is damaged: delete the job folder {self.root} and bake again") from None
-            if saved.get("format") != CONFIG_FORMAT:
-                raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out")
-            if int(saved.get("version", 0)) > CONFIG_VERSION:
-                raise ValueError(f"{self.root} was made by a newer anchorsplat: upgrade anchorsplat")
-            # settings added after a job was made hold their default in it
-            saved_settings = {**_setting_defaults(), **saved.get("settings", {})}
-            if saved_settings != wanted["settings"]:
-                changed = sorted(k for k, v in wanted["settings"].items() if saved_settings.get(k) != v)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = self.path(LOCK_NAME).read_text().strip() if self.path(LOCK_NAME).exists() else "?"
                 raise ValueError(
-                    f"{self.root} holds a bake made with other settings ({', '.join(changed)} differ): "
-                    "use another --out, or delete that folder"
-                )
-        elif self.root.exists() and any(self.root.iterdir()):
-            raise ValueError(f"--out {self.root} exists and is not a bake job folder: choose another --out")
+                    f"another anchorsplat bake (pid {holder or '?'}) is running in {self.root}: wait for it to "
+                    "finish, stop it, or choose another --out"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path(LOCK_NAME)).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def close(self, *, remove: bool = False) -> None:
+        """Release the lock; with ``remove`` (a job this run created and that finished no stage) delete the
+        folder so that a corrected rerun starts clean."""
+        if self._lock_fd is None:
+            return
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
         else:
-            self.root.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(config, json.dumps(wanted, indent=1).encode())
+            self.path(LOCK_NAME).unlink(missing_ok=True)
+        os.close(self._lock_fd)  # releases the flock
+        self._lock_fd = None
+
+    def _check_or_write_config(self, config: Path) -> None:
+        wanted = asdict(self.settings)
+        if not config.exists():
+            write_json(config, CONFIG_FILE, {"settings": wanted})
+            return
+        try:
+            saved = read_json(config, CONFIG_FILE)
+        except FileFormatError as exc:
+            if "not an anchorsplat" in str(exc):
+                raise ValueError(f"{self.root} is not an anchorsplat bake job: choose another --out") from None
+            raise
+        # settings added after a job was made hold their default in it
+        saved_settings = {**_setting_defaults(), **(saved.get("settings") or {})}
+        changed = sorted(k for k, v in wanted.items() if k not in RESUMABLE_ELSEWHERE and saved_settings.get(k) != v)
+        if changed:
+            raise ValueError(
+                f"{self.root} holds a bake made with other settings ({', '.join(changed)} differ): "
+                "use another --out, or delete that folder"
+            )
+
+    def any_done(self) -> bool:
+        return any(self.is_done(stage) for stage in STAGES)
 
     def is_done(self, stage: str) -> bool:
         return self.path("stages", f"{stage}.json").exists()
 
     def mark_done(self, stage: str, seconds: float, **info) -> None:
         record = {"stage": stage, "seconds": round(seconds, 2), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **info}
-        atomic_write_bytes(self.path("stages", f"{stage}.json"), json.dumps(record, indent=1).encode())
+        write_json(self.path("stages", f"{stage}.json"), STAGE_FILE, _finite_or_none(record))
 
     def stage_record(self, stage: str) -> dict:
         path = self.path("stages", f"{stage}.json")
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_json(path, STAGE_FILE) if path.exists() else {}
 
     def force_from(self, stage: str) -> None:
         """Forget ``stage`` and every later stage (their outputs are overwritten when they run again)."""
@@ -113,5 +196,12 @@ class Job:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def settings_hash(settings: JobSettings) -> str:
-    return hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode()).hexdigest()[:16]
+def _finite_or_none(value):
+    """Stage records are informational: a NaN or infinite figure (a PSNR of identical images) is stored as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value

@@ -5,14 +5,13 @@ can train on them. nerfstudio's ``transform_matrix`` is camera-to-world in the O
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from anchorsplat.diffusion.generator import Clip
+from anchorsplat.gaussians.fileio import staged_folder
 
 OPENCV_TO_OPENGL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 
@@ -21,10 +20,7 @@ def export_nerfstudio(clips: list[Clip], out_dir: Path) -> Path:
     """Write ``out_dir/transforms.json`` and ``out_dir/images/*.png``; the folder appears whole or not at all."""
     from PIL import Image
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as tmp:
         (tmp / "images").mkdir()
         frames = []
         for clip in clips:
@@ -42,10 +38,4 @@ def export_nerfstudio(clips: list[Clip], out_dir: Path) -> Path:
                 })  # fmt: skip
         meta = {"camera_model": "OPENCV", "frames": frames}
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=1))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -10,19 +12,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 
 from anchorsplat.diffusion.generator import Anchors, Clip, ClipSpec, Generator, Subject, load_clip, save_clip
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras
-from anchorsplat.gaussians.io import Avatar, atomic_write_bytes, load_avatar, load_rig, save_avatar
+from anchorsplat.gaussians.device import resolve_device, to_device
+from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
+from anchorsplat.gaussians.io import Avatar, load_avatar, load_rig, save_avatar
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rig import Rig
 
 from .job import STAGES, Job, JobSettings
 from .presets import PRESETS, BakePreset
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_RIG = ASSETS / "anny_default.rig.safetensors"
+DEFAULT_RIG = asset_path("anny_default.rig.safetensors")
+_REDO = "rerun the bake with --force {stage}"
+# files written before they carried their format name read as version 1 (older job folders resume)
+SCRIPT_FILE = FileFormat("anchorsplat.clip-script", 1, "clip script", _REDO.format(stage="script"), unversioned=1)
+SCORES_FILE = FileFormat("anchorsplat.scores", 1, "identity scores", _REDO.format(stage="score"), unversioned=1)
+METRICS_FILE = FileFormat("anchorsplat.fit-metrics", 1, "fit metrics", _REDO.format(stage="fit"), unversioned=1)
 
 
 def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
@@ -65,6 +73,11 @@ class BakeContext:
     timings: dict[str, float] = field(default_factory=dict)
 
     @cached_property
+    def device(self) -> torch.device:
+        """The job's device; what the stages load from the job folder is on the CPU until a stage moves it."""
+        return resolve_device(self.job.settings.device)
+
+    @cached_property
     def base_rig(self) -> Rig:
         return load_rig(self.rig_path)
 
@@ -94,7 +107,7 @@ class BakeContext:
 
     @cached_property
     def scores(self) -> list[dict]:
-        return json.loads(self.job.path("score", "scores.json").read_text())["frames"]
+        return read_json(self.job.path("score", "scores.json"), SCORES_FILE)["frames"]
 
 
 def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
@@ -106,11 +119,12 @@ def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
     mask = torch.as_tensor(fit.mask, dtype=torch.float32)
     if mask.max() > 1:
         mask = mask / 255
-    return Subject(photo_t, mask, shaped, fit.motion, fit.camera)
+    parts = None if getattr(fit, "parts", None) is None else torch.from_numpy(np.asarray(fit.parts)).long()
+    return Subject(photo_t, mask, shaped, fit.motion, fit.camera, parts)
 
 
 def save_script(path: Path, specs: list[ClipSpec]) -> None:
-    tensors, meta = {}, {"format": "anchorsplat.clip-script", "version": "1", "clips": []}
+    tensors, meta = {}, {"clips": []}
     for spec in specs:
         tensors[f"{spec.name}.full_pose"] = spec.motion.full_pose().float().reshape(len(spec.motion), -1).contiguous()
         tensors[f"{spec.name}.transl"] = spec.motion.transl.float().contiguous()
@@ -126,15 +140,18 @@ def save_script(path: Path, specs: list[ClipSpec]) -> None:
                 "expression_names": list(spec.motion.expression_names),
             }
         )
-    atomic_write_bytes(path, save(tensors, metadata={"data": json.dumps(meta)}))
+    write_safetensors(path, SCRIPT_FILE, tensors, meta)
 
 
 def load_script(path: Path) -> list[ClipSpec]:
-    from safetensors import safe_open
+    meta, t = read_safetensors(path, SCRIPT_FILE)
+    try:
+        return _script_from(meta, t)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise SCRIPT_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["data"])
-    t = load_file(str(path))
+
+def _script_from(meta: dict, t: dict[str, torch.Tensor]) -> list[ClipSpec]:
     specs = []
     for c in meta["clips"]:
         n = c["name"]
@@ -155,18 +172,30 @@ def load_script(path: Path) -> list[ClipSpec]:
 def stage_subject(ctx: BakeContext) -> dict:
     from anchorsplat.gaussians.video import write_image
 
-    from .detect import load_photo
-    from .subject import fit_subject, load_subject, save_subject
+    from .bodyfit import fit_subject
+    from .detect import detect_person
+    from .photo import load_photo
+    from .subject import check_subject_for, load_subject, save_subject
 
     settings = ctx.job.settings
     photo = load_photo(Path(settings.photo))
     write_image(ctx.job.path("input", "photo.png"), photo)
+    info = {}
     if settings.subject_params is not None:
         fit = load_subject(Path(settings.subject_params))
+        check_subject_for(fit, photo, ctx.base_rig)
     else:
-        fit = fit_subject(photo, ctx.base_rig)
+        detections = detect_person(photo, person=settings.person)
+        fit = to_device(fit_subject(photo, ctx.base_rig.to(ctx.device), detections=detections), "cpu")
+        info = {"people": detections.num_people, "person": detections.person}
+        if detections.num_people > 1:
+            chosen = "the one asked for" if settings.person is not None else "the largest, most central"
+            info["warning"] = (
+                f"the photo shows {detections.num_people} people: baked person {detections.person} ({chosen}, "
+                "numbered left to right); pick another with --person N"
+            )
     save_subject(ctx.job.path("subject", "subject.json"), fit)
-    return {"framing": getattr(fit, "framing", "unknown")}
+    return {"framing": getattr(fit, "framing", "unknown"), **info}
 
 
 def stage_script(ctx: BakeContext) -> dict:
@@ -182,18 +211,19 @@ def stage_script(ctx: BakeContext) -> dict:
 
 def stage_generate(ctx: BakeContext) -> dict:
     generator = make_generator(ctx.job.settings, ctx.preset)
-    anchors = Anchors(ctx.subject.photo)
+    subject = to_device(ctx.subject, ctx.device)
+    anchors = Anchors(subject.photo)
     for spec in ctx.script:  # one clip at a time so a restart keeps the clips already made
         path = ctx.job.path("clips", f"{spec.name}.safetensors")
         if path.exists():
             continue
-        (clip,) = generator.generate(ctx.subject, [spec], anchors)
-        save_clip(path, clip)
+        (clip,) = generator.generate(subject, [to_device(spec, ctx.device)], anchors)
+        save_clip(path, to_device(clip, "cpu"))
     return {"generator": generator.name}
 
 
 def stage_score(ctx: BakeContext) -> dict:
-    from .score import score_clips
+    from .score import faces_warning, score_clips
 
     scores = score_clips(ctx.clips, ctx.photo)
     frames = [{"clip": s.clip, "index": s.index, "distance": s.distance, "weight": s.weight} for s in scores]
@@ -204,17 +234,22 @@ def stage_score(ctx: BakeContext) -> dict:
         "mean_distance": float(np.mean(found)) if found else None,
         "dropped": sum(s.weight == 0 for s in scores),
     }
-    atomic_write_bytes(
-        ctx.job.path("score", "scores.json"), json.dumps({"summary": summary, "frames": frames}, indent=1).encode()
-    )
+    warning = faces_warning(len(found), len(scores))
+    if warning is not None:
+        summary["warning"] = warning
+    write_json(ctx.job.path("score", "scores.json"), SCORES_FILE, {"summary": summary, "frames": frames})
     return summary
 
 
-def build_views(ctx: BakeContext):
-    """Training views (the photo + weighted generated frames) and held-out views (every k-th frame)."""
+def build_views(ctx: BakeContext, textured=None):
+    """Training views (the photo + weighted generated frames) and held-out views (every k-th frame). With
+    ``textured`` (the photo-textured avatar the fit starts from), the photo's occluders (hands, held objects:
+    pixels not labelled person or face) are replaced by the completed body behind them."""
+    from anchorsplat.diffusion.texture import head_density
     from anchorsplat.gaussians.rigged import pose_motion_mesh
 
     from .fit import View
+    from .views import FACE_CROP_PX, face_crop, scaled_photo_view
 
     rig = ctx.subject.rig
     weights = {(s["clip"], s["index"]): s["weight"] for s in ctx.scores}
@@ -222,18 +257,26 @@ def build_views(ctx: BakeContext):
     photo = ctx.subject
     size = ctx.preset.resolution
     photo_vertices = pose_motion_mesh(rig, photo.motion).vertices[0]
-    train.append(
-        View(
-            *_resized_photo(photo.photo, photo.mask, size),
-            photo_vertices,
-            _scaled_camera(photo.camera, photo.photo.shape[1], photo.photo.shape[0], size),
-            1.0,
-            True,
-        )
-    )
-    face = _photo_face_view(ctx, photo_vertices, size)
-    if face is not None:
-        train.append(face)
+    image, mask = photo.photo, photo.mask
+    if textured is not None and photo.parts is not None:
+        from anchorsplat.gaussians.render import render
+        from anchorsplat.gaussians.rigged import pose_from_vertices
+
+        from .views import occluders_completed
+
+        with torch.no_grad():
+            out = render(pose_from_vertices(textured, rig, photo_vertices[None]), photo.camera,
+                         backend=ctx.job.settings.backend, background=torch.ones(3))  # fmt: skip
+        image, mask = occluders_completed(image, mask, photo.parts, out.rgb[0, 0], out.alpha[0, 0, ..., 0])
+    photo = dataclasses.replace(photo, photo=image, mask=mask)
+    whole = scaled_photo_view(photo.photo, photo.mask, photo.camera, size)
+    train.append(View(whole.image, whole.mask, photo_vertices, whole.camera, 1.0, True))
+    head_faces = head_density(rig, 2.0) > 1.5
+    if bool(head_faces.any()):
+        head = torch.unique(rig.faces[head_faces])
+        face = face_crop(photo.photo, photo.mask, photo.camera, photo_vertices[head], max(FACE_CROP_PX, size))
+        if face is not None:  # the face at full photo resolution: identity lives there
+            train.append(View(face.image, face.mask, photo_vertices, face.camera, 1.0, True))
     for clip in ctx.clips:
         vertices = pose_motion_mesh(rig, clip.motion).vertices
         for t in range(len(clip)):
@@ -245,77 +288,18 @@ def build_views(ctx: BakeContext):
     return train, heldout
 
 
-def _scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
-    scale = size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _photo_face_view(ctx: BakeContext, vertices: torch.Tensor, size: int):
-    """The photo's head, cropped square at full photo resolution and resized to the preset's frame size, with
-    the matching crop camera: the fit sees the face sharper than in the whole downscaled photo (identity lives
-    there). None when the head is not in the photo or the photo is no sharper there than the whole view."""
-    from anchorsplat.diffusion.proxy import head_density
-    from anchorsplat.gaussians.conventions import project_points
-
-    from .fit import View
-
-    subject = ctx.subject
-    head_faces = head_density(subject.rig, 2.0) > 1.5
-    if not bool(head_faces.any()):
-        return None
-    head = torch.unique(subject.rig.faces[head_faces])
-    xy = project_points(vertices[head], subject.camera)[0]
-    h, w = subject.photo.shape[:2]
-    lo, hi = xy.min(0).values, xy.max(0).values
-    centre, side = (lo + hi) / 2, float((hi - lo).max()) * 1.4
-    if side * 1.5 >= max(w, h) or side < 16:
-        return None
-    x0, y0 = (centre - side / 2).round().long().tolist()
-    side_px = round(side)
-    x0, y0 = max(0, min(x0, w - side_px)), max(0, min(y0, h - side_px))
-    if x0 < 0 or y0 < 0 or side_px > min(w, h):
-        return None
-    crop = subject.photo[y0 : y0 + side_px, x0 : x0 + side_px]
-    mask = subject.mask[y0 : y0 + side_px, x0 : x0 + side_px]
-    image, m = _resized_photo(crop, mask, size)
-    K = subject.camera.Ks.clone()
-    K[:, 0, 2] -= x0
-    K[:, 1, 2] -= y0
-    K[:, :2] *= image.shape[1] / side_px
-    camera = Cameras(subject.camera.T_cam_world, K, image.shape[1], image.shape[0])
-    return View(image, m, vertices, camera, 1.0, True)
-
-
-def _resized_photo(photo: torch.Tensor, mask: torch.Tensor, size: int):
-    import torch.nn.functional as F
-
-    w, h = _scaled_size(photo.shape[1], photo.shape[0], size)
-    image = F.interpolate(photo.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(1, 2, 0)
-    m = F.interpolate(mask[None, None], size=(h, w), mode="area")[0, 0]
-    return image, m
-
-
-def _scaled_camera(camera: Cameras, width: int, height: int, size: int) -> Cameras:
-    w, h = _scaled_size(width, height, size)
-    K = camera.Ks.clone()
-    K[:, 0] *= w / width
-    K[:, 1] *= h / height
-    return Cameras(camera.T_cam_world, K, w, h)
-
-
 def stage_fit(ctx: BakeContext) -> dict:
-    from anchorsplat.diffusion.proxy import fill_hidden, head_density, photo_colours
-    from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, canonical_means, rgb_to_sh_dc
+    from anchorsplat.diffusion.texture import head_density, photo_texture
+    from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, rgb_to_sh_dc
 
     from .fit import FitSettings, fit_avatar, heldout_psnr
 
-    subject, preset, settings = ctx.subject, ctx.preset, ctx.job.settings
+    subject, preset, settings = to_device(ctx.subject, ctx.device), ctx.preset, ctx.job.settings
     g = bind_to_surface(
         subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed),
         face_density=head_density(subject.rig, preset.head_density),
     )  # fmt: skip
-    visible, colours = photo_colours(g, subject, 0.03, settings.backend)
-    colours = fill_hidden(canonical_means(g, subject.rig), visible, colours, float(subject.rig.joints_rest[0, 0]))
+    colours = photo_texture(g, subject, backend=settings.backend).colours
     init = RiggedGaussians(
         g.face_ids,
         g.barycentric,
@@ -325,7 +309,7 @@ def stage_fit(ctx: BakeContext) -> dict:
         g.opacity_logits,
         rgb_to_sh_dc(colours)[:, None],
     )
-    train, heldout = build_views(ctx)
+    train, heldout = to_device(build_views(ctx, init.to("cpu")), ctx.device)
     fit_settings = FitSettings(
         iterations=preset.iterations,
         photo_probability=preset.photo_probability,
@@ -338,7 +322,7 @@ def stage_fit(ctx: BakeContext) -> dict:
     result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
     value = heldout_psnr(result.gaussians, subject.rig, heldout, fit_settings)
     info = {"preset": preset.name, "generator": settings.generator, "photo": Path(settings.photo).name}
-    save_avatar(ctx.job.path("avatar.anchorsplat"), Avatar(subject.rig, result.gaussians, info))
+    save_avatar(ctx.job.path("avatar.anchorsplat"), to_device(Avatar(subject.rig, result.gaussians, info), "cpu"))
     metrics = {
         "heldout_psnr": value,
         "train_views": len(train),
@@ -347,7 +331,9 @@ def stage_fit(ctx: BakeContext) -> dict:
         "losses": result.losses,
         "counts": result.counts,
     }
-    atomic_write_bytes(ctx.job.path("fit", "metrics.json"), json.dumps(metrics).encode())
+    if not math.isfinite(metrics["heldout_psnr"]):  # no held-out views: JSON has no NaN, the file stores null
+        metrics["heldout_psnr"] = None
+    write_json(ctx.job.path("fit", "metrics.json"), METRICS_FILE, metrics)
     return {"heldout_psnr": value, "gaussians": len(result.gaussians)}
 
 
@@ -358,10 +344,11 @@ def stage_report(ctx: BakeContext) -> dict:
 
     from .nerfstudio import export_nerfstudio
     from .report import ReportData, write_report
+    from .score import faces_warning, portrait_scores
 
-    avatar = load_avatar(ctx.job.path("avatar.anchorsplat"))
-    turn = next(c for c in ctx.clips if c.name == "turn")
-    background = torch.tensor([1.0, 1.0, 1.0])
+    avatar = to_device(load_avatar(ctx.job.path("avatar.anchorsplat")), ctx.device)
+    turn = to_device(next(c for c in ctx.clips if c.name == "turn"), ctx.device)
+    background = torch.tensor([1.0, 1.0, 1.0], device=ctx.device)
     renders = []
     with torch.no_grad():
         for t in range(len(turn)):
@@ -371,10 +358,10 @@ def stage_report(ctx: BakeContext) -> dict:
                 backend=ctx.job.settings.backend,
                 background=background,
             )
-            renders.append(to_uint8(out.rgb[0, 0]))
-    renders = np.stack(renders)
+            renders.append(out.rgb[0, 0])
+    renders = to_uint8(torch.stack(renders))  # one read-back for the whole turntable
     write_video(ctx.job.path("turntable.mp4"), renders, fps=12.0)
-    metrics = json.loads(ctx.job.path("fit", "metrics.json").read_text())
+    metrics = read_json(ctx.job.path("fit", "metrics.json"), METRICS_FILE)
     identity = [(s["clip"], s["index"], s["distance"], s["weight"]) for s in ctx.scores]
     timings = {s: ctx.job.stage_record(s).get("seconds", 0.0) for s in STAGES if s != "report"}
     data = ReportData(
@@ -383,12 +370,15 @@ def stage_report(ctx: BakeContext) -> dict:
         ctx.job.settings.generator,
         metrics["losses"],
         metrics["counts"],
-        metrics["heldout_psnr"],
+        float("nan") if metrics["heldout_psnr"] is None else metrics["heldout_psnr"],
         identity,
         renders,
         to_uint8(turn.frames),
         ctx.photo,
         timings,
+        portraits=portrait_scores(avatar, ctx.photo, backend=ctx.job.settings.backend),
+        warning=faces_warning(sum(s["distance"] is not None for s in ctx.scores), len(ctx.scores)),
+        notes=[w for w in (ctx.job.stage_record("subject").get("warning"),) if w],
     )
     write_report(ctx.job.path("report.html"), data)
     if ctx.job.settings.export_dataset:
@@ -419,20 +409,38 @@ def run_bake(
     numbers (for tests and experiments; the job's config still records the name)."""
     if preset is None and settings.preset not in PRESETS:
         raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
+    # a device this machine lacks, or gsplat off CUDA, is refused before any job folder is made
+    if settings.backend == "gsplat" and resolve_device(settings.device).type != "cuda":
+        raise ValueError("--backend gsplat renders on CUDA only: use --device cuda (or auto on a GPU machine), "
+                         "or --backend torch / auto")  # fmt: skip
+    resolve_device(settings.device)
     if settings.subject_params is None and not Path(settings.photo).exists():
         raise ValueError(f"photo {settings.photo} does not exist")
-    from .detect import load_photo
+    from .photo import load_photo
 
-    load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    photo = load_photo(Path(settings.photo))  # a bad photo is refused before any job folder is made
+    if settings.subject_params is not None:  # and so is a subject fitted on another photo or rig
+        from .subject import check_subject_for, load_subject
+
+        check_subject_for(load_subject(Path(settings.subject_params)), photo, load_rig(rig_path))
     job = Job(out, settings)
-    job.open()
+    created = job.open()
+    finished = False
+    try:
+        _run_stages(job, BakeContext(job, preset or PRESETS[settings.preset], rig_path), force, echo)
+        finished = True
+    finally:  # a job this run created that failed before its first stage finished leaves nothing behind
+        job.close(remove=created and not finished and not job.any_done())
+    return job.path("avatar.anchorsplat")
+
+
+def _run_stages(job: Job, ctx: BakeContext, force: str | None, echo) -> None:
     if force is not None:
         job.force_from(force)
-    ctx = BakeContext(job, preset or PRESETS[settings.preset], rig_path)
     todo = [s for s in STAGES if not job.is_done(s)]
     if not todo:
-        echo(f"{out}: the bake is complete, nothing to do (use --force STAGE to redo from a stage)")
-        return job.path("avatar.anchorsplat")
+        echo(f"{job.root}: the bake is complete, nothing to do (use --force STAGE to redo from a stage)")
+        return
     for stage in todo:
         echo(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}")
         job.log(f"start {stage}")
@@ -441,5 +449,7 @@ def run_bake(
         seconds = time.perf_counter() - start
         job.mark_done(stage, seconds, **info)
         job.log(f"done {stage} in {seconds:.1f} s {json.dumps(info)}")
+        if info.get("warning"):
+            job.log(f"warning: {info['warning']}")
+            echo(f"warning: {info['warning']}")
     echo(f"wrote {job.path('avatar.anchorsplat')} and {job.path('report.html')}")
-    return job.path("avatar.anchorsplat")

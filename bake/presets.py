@@ -18,11 +18,10 @@ class BakePreset:
     """Gaussians of the baked avatar at the start of the fit (densify/prune change it within [0.5x, 2x])."""
     iterations: int
     photo_probability: float = 0.25
-    """Balanced sampling: the share of fit steps that use the real photo (seed 004)."""
+    """Balanced sampling: the share of fit steps that use the real photo (see bake/fit.py)."""
     holdout_every: int = 6
     """Every k-th frame of every clip is held out of the fit and used for the held-out PSNR."""
     densify_every: int = 100
-    turntable_frames: int = 36
     checkpoint_every: int = 100
     head_density: float = 4.0
     """Gaussian density on the head relative to the body, for the proxy and the baked avatar."""
@@ -30,9 +29,9 @@ class BakePreset:
 
 PRESETS: dict[str, BakePreset] = {
     "preview": BakePreset("preview", resolution=128, frames_per_clip=12, proxy_gaussians=40000, gaussians=12000,
-                          iterations=500, turntable_frames=24),
+                          iterations=500),
     "standard": BakePreset("standard", resolution=512, frames_per_clip=48, proxy_gaussians=200000, gaussians=60000,
                            iterations=6000, densify_every=200, checkpoint_every=500),
     "full": BakePreset("full", resolution=1024, frames_per_clip=96, proxy_gaussians=400000, gaussians=150000,
-                       iterations=20000, densify_every=300, turntable_frames=72, checkpoint_every=1000),
+                       iterations=20000, densify_every=300, checkpoint_every=1000),
 }  # fmt: skip

@@ -1,7 +1,9 @@
 """The bake report: one self-contained HTML file (inline SVG plots, base64 images), written atomically.
 
-It shows the loss curve, held-out PSNR, the identity score over every generated frame, and a turntable strip
-of the baked avatar beside the generated frames it was fitted to.
+It shows the photo beside head-and-shoulders renders of the baked avatar at yaw 0, +-30, +-60 degrees with their
+identity distances, a red warning when the score stage found faces in fewer than half of the generated frames,
+the loss curve, held-out PSNR, the identity score over every generated frame, and a turntable strip of the baked
+avatar beside the generated frames it was fitted to.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class ReportData:
     photo: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    portraits: list = field(default_factory=list)
+    """:class:`.score.PortraitScore` per yaw: the baked avatar's head and shoulders and its distance."""
+    warning: str | None = None
+    """Shown in red at the top (e.g. too few generated frames with a face)."""
 
 
 def _png(image: np.ndarray) -> str:
@@ -93,6 +99,16 @@ def render_report(data: ReportData) -> str:
     )
     timings = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in data.timings.items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in data.notes)
+    warning = (
+        f'<p class="warning" style="color:#c00;font-weight:bold">Warning: {html.escape(data.warning)}</p>'
+        if data.warning
+        else ""
+    )
+    portraits = "".join(
+        f'<figure><img src="{_png(p.image)}" style="width:160px;height:160px"><figcaption>yaw {p.yaw_deg:+.0f}: '
+        f"{_distance_html(p.distance)}</figcaption></figure>"
+        for p in data.portraits
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>anchorsplat bake: {html.escape(data.subject)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1100px}}figure{{display:inline-block;margin:2px}}
 figure img{{display:block;width:96px;height:96px;image-rendering:auto}}td{{padding:2px 10px}}</style></head><body>
@@ -100,12 +116,22 @@ figure img{{display:block;width:96px;height:96px;image-rendering:auto}}td{{paddi
 <table><tr><td>preset</td><td>{html.escape(data.preset)}</td></tr><tr><td>generator</td><td>{html.escape(data.generator)}</td></tr>
 <tr><td>Gaussians</td><td>{data.gaussian_counts[-1] if data.gaussian_counts else 0}</td></tr>
 <tr><td>held-out PSNR</td><td>{data.heldout_psnr:.2f} dB</td></tr>{timings}</table>
-<h2>Input photo</h2><img src="{_png(data.photo)}" style="max-height:256px">
+{warning}
+<h2>Photo and the baked avatar (head and shoulders, yaw 0, +-30, +-60 degrees)</h2>
+<div><figure><img src="{_png(data.photo)}" style="width:auto;height:160px"><figcaption>photo</figcaption></figure>
+{portraits}</div><p>dlib face distance to the photo under each render (same person below 0.6; goal 0.45).</p>
 <h2>Fit loss</h2>{_polyline_svg([("loss", data.losses, "#1f77b4")], log_y=True, y_label="step")}
 <h2>Identity over generated frames</h2><p>{identity_summary}</p>
 {_polyline_svg([("face distance", [d if d is not None else float("nan") for d in distances], "#d62728"), ("weight", weights, "#2ca02c")], y_label="frame (red: dlib distance to the photo, green: fit weight)")}
 <h2>Turntable of the baked avatar (top) beside generated frames (bottom)</h2><div>{strip}</div>
 <ul>{notes}</ul></body></html>"""
+
+
+def _distance_html(distance: float | None) -> str:
+    if distance is None:
+        return '<span style="color:#c00">no face found</span>'
+    colour = "#080" if distance <= 0.45 else ("#a60" if distance < 0.6 else "#c00")
+    return f'<span style="color:{colour}">{distance:.3f}</span>'
 
 
 def write_report(path: Path, data: ReportData) -> Path:

@@ -5,7 +5,9 @@ every frame's pose, expression and camera are known by construction:
 - ``talk``: varied mouth shapes (open, round, wide, closed) at speech rate, with blinks, from the front arc;
 - ``expressions``: neutral, happy, sad, surprise, angry, each eased in and held;
 - ``head``: the head turns and nods while the camera stays in front;
-- ``arms``: gentle shoulder and elbow motion, seen from the front and the sides.
+- ``arms``: gentle shoulder and elbow motion, seen from the front and the sides;
+- ``face``: talking and blinking, framed on the head from yaw -60 to +60 degrees at
+  :data:`~.views.FACE_CROP_PX` pixels or more in every preset (identity lives in the face).
 A portrait is framed on the head and shoulders, a full-body photo on the whole body.
 """
 
@@ -19,6 +21,8 @@ from anchorsplat.diffusion.generator import ClipSpec, Subject
 from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+from .views import FACE_CROP_PX, head_position, portrait_points
 
 ARKIT_CHANNELS = (
     "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
@@ -68,11 +72,15 @@ def _blinks(frames: int, every: int = 9) -> list[dict[str, float]]:
 def framing_points(subject: Subject, portrait: bool) -> torch.Tensor:
     """The posed vertices the cameras must keep in frame (head and shoulders for a portrait)."""
     neutral = Motion.from_full_pose(_base_pose(subject, 1), fps=subject.motion.fps)
-    vertices = pose_motion_mesh(subject.rig, neutral).vertices[0]
+    mesh = pose_motion_mesh(subject.rig, neutral)
+    vertices = mesh.vertices[0]
     if not portrait:
         return vertices
-    top = vertices[:, 1].max()
-    return vertices[vertices[:, 1] > top - 0.45]  # head and shoulders: the top 45 cm
+    head = head_position(subject.rig, mesh.T_world_joint[0])
+    if head is None:
+        top = vertices[:, 1].max()
+        return vertices[vertices[:, 1] > top - 0.45]  # head and shoulders: the top 45 cm
+    return portrait_points(vertices, head)
 
 
 def clip_script(subject: Subject, *, frames: int, resolution: int, portrait: bool, fps: float = 15.0) -> list[ClipSpec]:
@@ -115,4 +123,23 @@ def clip_script(subject: Subject, *, frames: int, resolution: int, portrait: boo
     full[:, J["left_elbow"], 1] -= 0.3 * (1 + swing) / 2
     full[:, J["right_elbow"], 1] += 0.3 * (1 + swing) / 2
     clips.append(ClipSpec("arms", motion(full, _blinks(frames, 11)), cameras(-60.0 + 120.0 * t)))
+    # face: close-up at no less than the face crop's size, a sweep from one 3/4 profile to the other
+    weights = [dict(VISEMES[k % len(VISEMES)]) | b for k, b in enumerate(_blinks(frames, 6))]
+    face_points = face_framing_points(subject)
+    face_size = max(FACE_CROP_PX, resolution)
+    face_cameras = framing_cameras(face_points, -60.0 + 120.0 * t, width=face_size, height=face_size, margin=1.1)
+    clips.append(ClipSpec("face", motion(_base_pose(subject, frames), weights), face_cameras))
     return clips
+
+
+def face_framing_points(subject: Subject) -> torch.Tensor:
+    """The posed vertices a face close-up frames: the head (within 15 cm of its axis, from 10 cm under the head
+    joint up; the top 25 cm of the body for a rig without a head joint)."""
+    neutral = Motion.from_full_pose(_base_pose(subject, 1), fps=subject.motion.fps)
+    mesh = pose_motion_mesh(subject.rig, neutral)
+    vertices = mesh.vertices[0].detach().float()
+    head = head_position(subject.rig, mesh.T_world_joint[0])
+    if head is None:
+        return vertices[vertices[:, 1] > vertices[:, 1].max() - 0.25]
+    near = (vertices[:, 1] > head[1] - 0.1) & ((vertices[:, [0, 2]] - head[[0, 2]]).norm(dim=-1) < 0.15)
+    return vertices[near] if int(near.sum()) >= 10 else vertices

@@ -6,11 +6,13 @@ hair, shirt, trousers, shoes). Its single front image (arms relaxed, 384 x 512) 
 is compared with the ground truth on held-out views (front, three-quarter, sides, back) and poses (rest,
 talking with the jaw open, an arm raised), rendered at the same cameras: PSNR and SSIM over the image.
 Reference measured in the same run: the ground-truth geometry painted one flat mean colour (what a bake that
-learned no texture at all would score). With ``--photo`` (a real portrait, e.g. assets/sample/astronaut.png)
-it also bakes that photo and reports the dlib identity distance between the photo and the baked avatar's
-front render (same person below 0.6).
+learned no texture at all would score). With ``--photo`` (repeatable: the real-photo set,
+tests/data/photos/README.md) it also bakes each photo and reports the dlib identity distance between the photo
+and the baked avatar at the photo's camera and in portrait views at yaw 0, +-30, +-60 degrees (same person
+below 0.6; goal 0.45), and the share of generated frames in which the score stage found a face.
 
-    python bench/bake_quality.py [--preset preview] [--out /tmp/bq] [--photo assets/sample/astronaut.png]
+    python bench/bake_quality.py [--preset preview] [--out /tmp/bq] [--skip-ground-truth]
+        [--photo assets/sample/astronaut.png --photo tests/data/bake/grace_hopper.jpg ...]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 from anchorsplat.bake.job import JobSettings
 from anchorsplat.bake.losses import psnr, ssim
 from anchorsplat.bake.pipeline import run_bake
+from anchorsplat.gaussians.assets import assets_dir
 from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
@@ -36,7 +39,7 @@ from anchorsplat.gaussians.render import render
 from anchorsplat.gaussians.rigged import RiggedGaussians, pose
 from anchorsplat.gaussians.video import to_uint8, write_image
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = assets_dir()
 VIEWS = {"front": 0.0, "three-quarter": 35.0, "left": 90.0, "back": 180.0, "right": -90.0}
 WHITE = torch.ones(3)
 
@@ -98,33 +101,32 @@ def compare(gt: Avatar, candidates: dict[str, Avatar], size: int) -> dict[str, d
     }  # fmt: skip
 
 
-def identity_of(job: Path, photo: Path) -> dict[str, float | None]:
+def identity_of(job: Path, photo: Path) -> dict:
     """dlib distances between the photo and the baked avatar: rendered from the photo's fitted camera and pose,
-    and from new head-framed cameras at yaws -30..30 degrees in the rest pose (views the fit never saw)."""
-    from anchorsplat.bake.detect import load_photo
+    and in portrait views (head and shoulders, rest pose) at yaw 0, +-30, +-60 degrees (views the fit never saw
+    as such); plus the share of generated frames the score stage found a face in. The portraits are saved as
+    one strip (``bench_portraits.png``) to look at."""
     from anchorsplat.bake.identity import face_embedding, identity_distance
+    from anchorsplat.bake.photo import load_photo
+    from anchorsplat.bake.score import portrait_scores
     from anchorsplat.bake.subject import load_subject
-    from anchorsplat.diffusion.proxy import head_density
 
     fit = load_subject(job / "subject" / "subject.json")
     avatar = load_avatar(job / "avatar.anchorsplat")
-    reference = face_embedding(load_photo(photo))
-
-    def distance(image: np.ndarray) -> float | None:
-        e = face_embedding(image)
-        return None if e is None or reference is None else round(identity_distance(reference, e), 4)
-
-    out: dict[str, float | None] = {}
+    image = load_photo(photo)
+    reference = face_embedding(image)
+    out: dict = {}
     with torch.no_grad():
         front = to_uint8(render(pose(avatar.gaussians, avatar.rig, fit.motion), fit.camera, background=WHITE).rgb[0, 0])
-        write_image(job / "bench_front.png", front)
-        out["photo_camera"] = distance(front)
-        head = torch.unique(avatar.rig.faces[head_density(avatar.rig, 2.0) > 1.5])
-        rest = pose(avatar.gaussians, avatar.rig, Motion.zeros(1))
-        for yaw in (-30, -15, 0, 15, 30):
-            camera = framing_cameras(avatar.rig.vertices_rest[head], torch.tensor([float(yaw)]), width=256,
-                                     height=256, margin=1.6)  # fmt: skip
-            out[f"yaw_{yaw}"] = distance(to_uint8(render(rest, camera, background=WHITE).rgb[0, 0]))
+    write_image(job / "bench_front.png", front)
+    e = face_embedding(front)
+    out["photo_camera"] = None if e is None or reference is None else round(identity_distance(reference, e), 4)
+    portraits = portrait_scores(avatar, image)
+    write_image(job / "bench_portraits.png", np.concatenate([p.image for p in portraits], axis=1))
+    for p in portraits:
+        out[f"yaw_{p.yaw_deg:+.0f}"] = None if p.distance is None else round(p.distance, 4)
+    summary = json.loads((job / "score" / "scores.json").read_text())["summary"]
+    out["faces_found_share"] = round(summary["frames_with_face"] / max(1, summary["frames"]), 3)
     return out
 
 
@@ -136,39 +138,53 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="preview")
     parser.add_argument("--out", type=Path, default=None, help="keep the job folders here (default: a temp folder)")
-    parser.add_argument("--photo", type=Path, default=None, help="also bake this portrait and report identity")
+    parser.add_argument(
+        "--photo",
+        type=Path,
+        action="append",
+        default=[],
+        help="also bake this photo and report identity (repeatable: the real-photo set)",
+    )
+    parser.add_argument("--skip-ground-truth", action="store_true", help="only the --photo bakes")
     parser.add_argument("--size", type=int, default=256, help="side of the held-out comparison renders")
     args = parser.parse_args(argv)
     root = args.out or Path(tempfile.mkdtemp(prefix="bake_quality_"))
     root.mkdir(parents=True, exist_ok=True)
+    report = {"bench": "bake_quality", "device": "cuda" if torch.cuda.is_available() else f"cpu ({platform.machine()})",
+              "threads": torch.get_num_threads(), "preset": args.preset}  # fmt: skip
+    if not args.skip_ground_truth:
+        report.update(ground_truth_report(root, args.preset, args.size))
+    photos = []
+    for photo in args.photo:
+        photo_job = root / f"photo_{photo.stem}"
+        run_bake(JobSettings(photo=str(photo.resolve()), preset=args.preset, export_dataset=False), photo_job,
+                 echo=lambda s: None)  # fmt: skip
+        seconds = round(sum(stage_seconds(photo_job).values()), 1)
+        photos.append({"file": photo.name, "bake_seconds": seconds, "identity_distances": identity_of(photo_job, photo),
+                       "same_person_below": 0.6, "job": str(photo_job)})  # fmt: skip
+    if photos:
+        report["photos"] = photos
+    report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(report, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
+
+
+def ground_truth_report(root: Path, preset: str, size: int) -> dict:
+    """Bake the ground-truth body's front image and compare unseen views and poses with the ground truth."""
     gt = load_avatar(ASSETS / "body.anchorsplat")
     photo_path = root / "ground_truth_front.png"
     write_image(photo_path, ground_truth_photo(gt))
-
     job = root / "ground_truth_job"
-    run_bake(JobSettings(photo=str(photo_path), preset=args.preset, export_dataset=False), job, echo=lambda s: None)
+    run_bake(JobSettings(photo=str(photo_path), preset=preset, export_dataset=False), job, echo=lambda s: None)
     baked = load_avatar(job / "avatar.anchorsplat")
-    metrics = compare(gt, {"baked": baked, "flat_colour_reference": flat_coloured(gt)}, args.size)
+    metrics = compare(gt, {"baked": baked, "flat_colour_reference": flat_coloured(gt)}, size)
     stages = stage_seconds(job)
     bake_seconds = sum(stages.values())  # from the job's stage records, so a resumed job reports its real cost
-    report = {
-        "bench": "bake_quality", "device": "cuda" if torch.cuda.is_available() else f"cpu ({platform.machine()})",
-        "threads": torch.get_num_threads(), "preset": args.preset, "bake_seconds": round(bake_seconds, 1),
-        "stage_seconds": stages, "heldout": metrics["baked"], "reference_flat_colour": metrics["flat_colour_reference"],
+    return {
+        "bake_seconds": round(bake_seconds, 1), "stage_seconds": stages, "heldout": metrics["baked"],
+        "reference_flat_colour": metrics["flat_colour_reference"],
         "psnr_gain_over_reference_db": round(metrics["baked"]["psnr"] - metrics["flat_colour_reference"]["psnr"], 2),
         "gaussians": len(baked.gaussians), "views": list(VIEWS), "poses": list(POSES), "job": str(job),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }  # fmt: skip
-    if args.photo is not None:
-        photo_job = root / "photo_job"
-        run_bake(JobSettings(photo=str(args.photo.resolve()), preset=args.preset, export_dataset=False), photo_job,
-                 echo=lambda s: None)  # fmt: skip
-        seconds = round(sum(stage_seconds(photo_job).values()), 1)
-        distance = identity_of(photo_job, args.photo)
-        report["photo"] = {"file": args.photo.name, "bake_seconds": seconds, "identity_distances": distance,
-                           "same_person_below": 0.6}  # fmt: skip
-    report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(json.dumps(report, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
 
 
 if __name__ == "__main__":

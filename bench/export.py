@@ -1,13 +1,19 @@
-"""Export speed and size for the shipped demo avatar; prints ONE JSON line.
+"""Export speed, size and surface quality for a shipped avatar; prints ONE JSON line.
 
-    python bench/export.py [--avatar assets/body.anchorsplat] [--frames 90]
+    python bench/export.py [--avatar assets/sample.anchorsplat] [--frames 90] [--max-triangles 30000]
+                           [--texture-size 2048]
 
-For each format (glb with a ``--frames``-frame animation, ply, spz, web with the same animation): wall time of
-the export call (median of 3) and the output size. The reference measured in the same run is one call of
-:func:`anchorsplat.gaussians.rigged.pose` on the whole motion (the posing every exporter builds on), so
-``*_vs_pose`` ratios compare across machines. Also: the round-trip error of :func:`import_glb` (max |means|
-difference after posing the last frame) and the file's top-4 LBS error against the triangle-bound posing
-(median and 99th percentile over the Gaussians, last frame).
+The surface (``anchorsplat.export``): seconds per stage of one extraction (render, tsdf, decimate, unwrap,
+texture, rig transfer), triangle count, and the texture's fidelity: masked PSNR of the textured mesh rendered
+(CPU ray casting) against the splats rendered, at 8 views around the avatar (yaw every 45 degrees, level), over
+the pixels where the splats are opaque (alpha > 0.9) and the mesh is hit; ``surface_coverage`` is the share of
+those opaque pixels the mesh covers. Then the surface glb and the OBJ writes (time, size).
+For each other format (the splats glb with a ``--frames``-frame animation, ply, spz, web with the same
+animation): wall time of the export call (median of 3) and the output size. The reference measured in the
+same run is one call of :func:`anchorsplat.gaussians.rigged.pose` on the whole motion (the posing every
+exporter builds on), so ``*_vs_pose`` ratios compare across machines. Also: the round-trip error of
+:func:`import_glb` (max |means| difference after posing the last frame) and the file's top-4 LBS error against
+the triangle-bound posing (median and 99th percentile over the Gaussians, last frame).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.export_gltf import export_glb
 from anchorsplat.gaussians.export_web import export_web
 from anchorsplat.gaussians.import_gltf import import_glb
@@ -47,13 +54,55 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
 
 
-DEFAULT_AVATAR = Path(__file__).resolve().parents[1] / "assets" / "body.anchorsplat"
+DEFAULT_AVATAR = asset_path("sample.anchorsplat")
+
+
+def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size: int) -> dict:
+    """Extract the surface once; its stage times, size, texture PSNR at 8 views, and the glb / obj writes."""
+    import numpy as np
+
+    from anchorsplat.export.extract import surround_cameras
+    from anchorsplat.export.obj import write_obj
+    from anchorsplat.export.raycast import render_mesh
+    from anchorsplat.export.surface import StageTimes, SurfaceOptions, extract_surface
+    from anchorsplat.gaussians.render import render
+
+    times = StageTimes()
+    start = time.perf_counter()
+    surface = extract_surface(avatar, SurfaceOptions(max_triangles, texture_size), times)
+    result = {"surface_s": round(time.perf_counter() - start, 2), "surface_stages_s": times.seconds}
+    result.update(surface_triangles=surface.num_faces, surface_vertices=surface.num_vertices)
+    with torch.no_grad():
+        rest = canonical_posed(avatar.gaussians, avatar.rig)
+        cameras = surround_cameras(rest.means[0], 256, yaws=8, pitches_deg=(0.0,))[:8]
+        splats = render(rest, cameras)
+    alpha = splats.alpha[0, ..., 0].numpy()
+    reference = (splats.rgb[0] / splats.alpha[0].clamp_min(1e-6)).numpy()
+    rgb, cover = render_mesh(
+        surface.vertices_rest.numpy(), surface.faces.numpy(), surface.uvs.numpy(), surface.texture, cameras
+    )
+    opaque = alpha > 0.9
+    mask = opaque & (cover > 0)
+    mse = float(((rgb - reference) ** 2)[mask].mean())
+    result["texture_psnr_8_views_db"] = round(10 * np.log10(1 / mse), 2)
+    result["surface_coverage"] = round(float(mask.sum() / opaque.sum()), 4)
+    start = time.perf_counter()
+    export_glb(avatar, out / "surface.glb", motion=motion, surface=surface, splats=False)
+    result["glb_surface_write_s"] = round(time.perf_counter() - start, 3)
+    result["glb_surface_bytes"] = _size(out / "surface.glb")
+    start = time.perf_counter()
+    paths = write_obj(out / "surface.obj", surface)
+    result["obj_write_s"] = round(time.perf_counter() - start, 3)
+    result["obj_bytes"] = sum(_size(p) for p in paths)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--avatar", type=Path, default=DEFAULT_AVATAR)
     parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--max-triangles", type=int, default=30000)
+    parser.add_argument("--texture-size", type=int, default=2048)
     args = parser.parse_args()
     torch.set_num_threads(1)
     avatar = load_avatar(args.avatar)
@@ -69,7 +118,7 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="anchorsplat-bench-export-"))
     try:
         jobs = {
-            "glb": (out / "a.glb", lambda: export_glb(avatar, out / "a.glb", motion=motion)),
+            "glb_splats": (out / "a.glb", lambda: export_glb(avatar, out / "a.glb", motion=motion)),
             "ply": (out / "a.ply", lambda: save_ply(out / "a.ply", rest)),
             "spz": (out / "a.spz", lambda: save_spz(out / "a.spz", rest)),
             "web": (out / "web", lambda: export_web(avatar, out / "web", motion=motion)),
@@ -77,6 +126,7 @@ def main() -> None:
         result = {"bench": "export", "device": f"cpu ({platform.processor() or platform.machine()}, 1 thread)"}
         result.update(gaussians=len(avatar.gaussians), joints=avatar.rig.num_joints, frames=args.frames)
         result["reference_pose_all_frames_s"] = round(reference_s, 4)
+        result.update(surface_figures(avatar, out, motion, args.max_triangles, args.texture_size))
         for name, (path, fn) in jobs.items():
             seconds = _median_time(fn)
             result[f"{name}_s"] = round(seconds, 4)

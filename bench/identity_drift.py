@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from anchorsplat.diffusion.anchored import AnchoredConfig, load_anchored_generator
 from anchorsplat.diffusion.generator import Anchors, ClipSpec
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.synthetic import synthetic_rig
@@ -51,7 +52,7 @@ def tiny_folder() -> Path:
 def photo_tensor(size: int) -> torch.Tensor:
     from PIL import Image
 
-    img = Image.open(ROOT / "assets" / "sample" / "astronaut.png").convert("RGB").resize((size, size))
+    img = Image.open(asset_path("sample", "astronaut.png")).convert("RGB").resize((size, size))
     return torch.from_numpy(np.asarray(img).copy()).float() / 255
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anchorsplat.gaussians.assets import assets_dir
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.render import render
 from anchorsplat.gaussians.rigged import canonical_posed, pose
@@ -44,7 +45,7 @@ from anchorsplat.runtime.audio import SAMPLE_RATE, load_audio
 from anchorsplat.runtime.channels import motion_for_rig
 from anchorsplat.runtime.player import StreamingPlayer
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = assets_dir()
 
 
 def sized(avatar: Avatar, count: int, seed: int = 0) -> Avatar:

@@ -21,10 +21,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras, framing_cameras
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.render import render
@@ -32,7 +32,7 @@ from anchorsplat.gaussians.rig import Rig
 from anchorsplat.gaussians.rigged import PosedGaussians, RiggedGaussians, bind_to_surface, pose
 from anchorsplat.gaussians.synthetic import synthetic_rig
 
-ANNY_RIG = Path(__file__).resolve().parents[1] / "assets" / "anny_default.rig.safetensors"
+ANNY_RIG = asset_path("anny_default.rig.safetensors")
 CPU_MAX_WORK = 100_000 * 1024 * 1024  # N * pixels above which a CPU run needs --all (keeps the default run short)
 FWD_BWD_TARGET_MS = 1000.0  # the CPU bake's budget for one 20k-Gaussian 256^2 step
 

@@ -1,1 +1,1 @@
-"""anchorsplat.diffusion (see DESIGN.md)."""
+"""anchorsplat.diffusion (see docs/architecture.md)."""

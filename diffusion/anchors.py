@@ -1,4 +1,4 @@
-"""Where anchors sit in RoPE space (seed 001's "RoPE as weak condition", seed 000's lookahead anchor).
+"""Where anchors sit in RoPE space ("Gloria"'s "RoPE as weak condition", the lookahead anchor of "Lookahead Anchoring").
 
 Every anchor type has its own temporal RoPE index *outside* the generated window: content anchors at negative
 indices (global, then one slot per viewpoint, one per expression), the lookahead anchor D latent frames beyond
@@ -28,7 +28,7 @@ class AnchorLayout:
     expression_t: float = -32.0
     """Base index of the expression anchors; the named expressions take base + 0..7, others follow."""
     w_shift: float = 0.0
-    """Spatial RoPE shift (in tokens) of content anchors, seed 002's anti copy-paste shift (0 = none)."""
+    """Spatial RoPE shift (in tokens) of content anchors, "AnyAvatar"'s anti copy-paste shift (0 = none)."""
     max_expressions: int = 16
 
     def viewpoint_position(self, name: str) -> float:

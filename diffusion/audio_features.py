@@ -1,5 +1,5 @@
 """Audio features for the audio branch: causal log-mel, resampled to a fixed number of tokens per video frame and
-grouped into windows aligned with the latent frames of a causal video VAE (seed 002's alignment: latent frame 0
+grouped into windows aligned with the latent frames of a causal video VAE ("AnyAvatar"'s alignment: latent frame 0
 is video frame 0, latent f covers frames ``4(f-1)+1 .. 4f``).
 
 No pretrained speech encoder is needed (none can be downloaded here); the model's ``audio_proj`` MLP learns the

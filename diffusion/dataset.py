@@ -15,7 +15,6 @@ poses (build ``Clip`` objects from them) into this format.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import axis_angle_to_matrix
-from anchorsplat.gaussians.io import atomic_write_bytes
+from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
 from anchorsplat.gaussians.rig import Rig
 
 from .anchors import VIEWPOINTS, AnchorLayout
@@ -35,6 +34,9 @@ from .generator import Clip
 
 FORMAT = "anchorsplat.diffusion_dataset"
 VERSION = 1
+DATASET_FILE = FileFormat(FORMAT, VERSION, "diffusion dataset index", "write the dataset again")
+SAMPLE_FILE = FileFormat("anchorsplat.diffusion_sample", 1, "diffusion dataset sample", "write the dataset again",
+                         unversioned=1)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +90,6 @@ def write_dataset(
         raise ValueError(f"window {window}: needs {temporal}*n+1 frames")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save
 
     g = torch.Generator().manual_seed(seed)
     windows = [(c, s) for c in clips for s in range(0, len(c) - window + 1, window - 1)]
@@ -149,10 +150,9 @@ def write_dataset(
             s0 = int(start / clip.motion.fps * sr)
             tensors["audio"] = audio_for_clip(wave[s0:], sr, window, clip.motion.fps, temporal=temporal).half()
         name = f"{i:06d}"
-        atomic_write_bytes(out / f"{name}.safetensors", save({k: v.contiguous() for k, v in tensors.items()}))
+        write_safetensors(out / f"{name}.safetensors", SAMPLE_FILE, tensors)
         names.append(name)
-    meta = {"format": FORMAT, "version": VERSION, "window": window, "size": list(size), "samples": names}
-    atomic_write_bytes(out / "dataset.json", json.dumps(meta, indent=1).encode())
+    write_json(out / "dataset.json", DATASET_FILE, {"window": window, "size": list(size), "samples": names})
     return out
 
 
@@ -162,18 +162,14 @@ class DiffusionDataset(torch.utils.data.Dataset):
         index = self.folder / "dataset.json"
         if not index.is_file():
             raise ValueError(f"{folder}: no dataset.json; write one with anchorsplat.diffusion.dataset.write_dataset")
-        meta = json.loads(index.read_text())
-        if meta.get("format") != FORMAT or int(meta.get("version", 0)) > VERSION:
-            raise ValueError(f"{index} is not a dataset this anchorsplat reads (upgrade anchorsplat)")
+        meta = read_json(index, DATASET_FILE)
         self.names = meta["samples"]
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, i: int) -> Sample:
-        from safetensors.torch import load_file
-
-        t = load_file(str(self.folder / f"{self.names[i]}.safetensors"))
+        _, t = read_safetensors(self.folder / f"{self.names[i]}.safetensors", SAMPLE_FILE)
         key = t["keyframe"].float() / 255 if "keyframe" in t else None
         return Sample(t["frames"].float() / 255, t["pose"].float(), t["audio"].float() if "audio" in t else None,
                       t["anchors"].float() / 255, t["anchor_kind"], t["anchor_slot"], t["anchor_inside"], key,

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.fileio import FileFormat, read_safetensors, write_safetensors
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rig import Rig
 
@@ -29,6 +30,9 @@ class Subject:
     rig: Rig
     motion: Motion
     camera: Cameras
+    parts: Int[Tensor, "H W"] | None = None
+    """Pixel labels of the photo (:data:`.texture.LABEL_BACKGROUND` .. ``LABEL_FACE``: not the person, the
+    person, a hand, the face); None: the mask alone decides what is the person."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +66,7 @@ class ClipSpec:
 
 @dataclass(frozen=True, eq=False)
 class Anchors:
-    """Identity anchors (seed 001): the global anchor (the photo), optional viewpoint anchors (front/back/left/
+    """Identity anchors ("Gloria"): the global anchor (the photo), optional viewpoint anchors (front/back/left/
     right) and expression anchors, as RGB images in [0, 1]."""
 
     global_image: Float[Tensor, "H W 3"]
@@ -94,48 +98,40 @@ class Generator(Protocol):
     def generate(self, subject: Subject, script: list[ClipSpec], anchors: Anchors) -> list[Clip]: ...
 
 
+CLIP_FILE = FileFormat("anchorsplat.clip", 1, "clip file", "rerun the bake with --force generate")
+
+
 def save_clip(path, clip: Clip) -> None:
     """One clip as a safetensors file (frames as uint8), atomically; loaded back with :func:`load_clip`."""
-    import json
-
-    from safetensors.torch import save
-
-    from anchorsplat.gaussians.io import atomic_write_bytes
     from anchorsplat.gaussians.motion import NUM_SMPLX_JOINTS
 
     tensors = {
-        "frames": (clip.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).contiguous(),
-        "masks": (clip.masks.clamp(0, 1) * 255 + 0.5).to(torch.uint8).contiguous(),
-        "full_pose": clip.motion.full_pose().float().contiguous().reshape(-1, NUM_SMPLX_JOINTS * 3),
-        "transl": clip.motion.transl.float().contiguous(),
-        "expression": clip.motion.expression.float().contiguous(),
-        "T_cam_world": clip.cameras.T_cam_world.float().contiguous(),
-        "Ks": clip.cameras.Ks.float().contiguous(),
+        "frames": (clip.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8),
+        "masks": (clip.masks.clamp(0, 1) * 255 + 0.5).to(torch.uint8),
+        "full_pose": clip.motion.full_pose().float().reshape(-1, NUM_SMPLX_JOINTS * 3),
+        "transl": clip.motion.transl.float(),
+        "expression": clip.motion.expression.float(),
+        "T_cam_world": clip.cameras.T_cam_world.float(),
+        "Ks": clip.cameras.Ks.float(),
     }
     meta = {
-        "format": "anchorsplat.clip", "version": "1", "name": clip.name, "fps": str(clip.motion.fps),
-        "expression_names": json.dumps(list(clip.motion.expression_names)),
-        "width": str(clip.cameras.width), "height": str(clip.cameras.height),
+        "name": clip.name, "fps": clip.motion.fps, "expression_names": list(clip.motion.expression_names),
+        "width": clip.cameras.width, "height": clip.cameras.height,
     }  # fmt: skip
-    atomic_write_bytes(path, save({k: v.cpu() for k, v in tensors.items()}, metadata=meta))
+    write_safetensors(path, CLIP_FILE, tensors, meta)
 
 
 def load_clip(path) -> Clip:
     import json
 
-    from safetensors import safe_open
-
+    meta, t = read_safetensors(path, CLIP_FILE)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-            t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"{path} is not a readable clip file ({exc}); rerun the bake with --force generate") from None
-    if meta.get("format") != "anchorsplat.clip" or int(meta.get("version", 0)) > 1:
-        raise ValueError(f"{path} is not a clip file this anchorsplat reads; rerun the bake with --force generate")
-    names = tuple(json.loads(meta["expression_names"]))
-    motion = Motion.from_full_pose(
-        t["full_pose"].reshape(-1, 55, 3), t["transl"], t["expression"], names, float(meta["fps"])
-    )
-    cameras = Cameras(t["T_cam_world"], t["Ks"], int(meta["width"]), int(meta["height"]))
+        names = meta["expression_names"]
+        names = tuple(json.loads(names) if isinstance(names, str) else names)  # older files: a JSON string
+        motion = Motion.from_full_pose(
+            t["full_pose"].reshape(-1, 55, 3), t["transl"], t["expression"], names, float(meta["fps"])
+        )
+        cameras = Cameras(t["T_cam_world"], t["Ks"], int(meta["width"]), int(meta["height"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CLIP_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
     return Clip(meta["name"], t["frames"].float() / 255, t["masks"].float() / 255, motion, cameras)

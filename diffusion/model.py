@@ -6,22 +6,21 @@ fine-tuned:
 
 - **pose conditioning**: rendered body maps (normals, depth, part colours, face mask) at latent resolution are
   patchified by a zero-init ``Conv3d`` and added to the video tokens;
-- **content anchors** (seed 001): clean single-frame latents patchified by the *shared* patch embedding,
+- **content anchors** ("Gloria"): clean single-frame latents patchified by the *shared* patch embedding,
   appended after the video tokens, each with its own temporal RoPE index outside the window (and an optional
-  spatial shift, seed 002) and timestep 0 (their own AdaLN modulation);
+  spatial shift, "AnyAvatar") and timestep 0 (their own AdaLN modulation);
 - **clean prefix**: the first ``clean_prefix`` latent frames are given (previous chunk / training prefix) and
   also carry timestep 0;
 - **audio**: frame-local cross-attention (the tokens of latent frame f attend only to the audio of window f)
   with a zero-init output projection, optionally gated per token by a face mask, one mask and one audio track
-  per character (seed 002's face-aware adapter).
+  per character ("AnyAvatar"'s face-aware adapter).
 
 The block loop reproduces ``WanTransformerBlock.forward`` line by line (read from diffusers 0.42) and adds
-the audio branch after the text cross-attention, parallel to it (seed 001).
+the audio branch after the text cross-attention, parallel to it ("Gloria").
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -339,7 +338,3 @@ def tiny_config(**overrides) -> dict:
     )  # fmt: skip
     config.update(overrides)
     return config
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in module.parameters())

@@ -2,7 +2,7 @@
 
 Wan's RoPE table only covers positions ``0..rope_max_seq_len-1`` of a regular grid. Content anchors live at
 temporal positions *outside* the generated window (negative, or beyond its end for the lookahead anchor) and
-may carry a spatial shift (seed 002's ``RoPE(-1, i + w, j + h)``), so the cos/sin are computed here from the
+may carry a spatial shift ("AnyAvatar"'s ``RoPE(-1, i + w, j + h)``), so the cos/sin are computed here from the
 same frequencies for any positions. For the regular grid ``t = 0..F-1`` the values are bit-identical to the
 stock table (same float64 frequencies, same interleaving), which the tests check through the whole model.
 """

@@ -4,12 +4,12 @@ position-shift fusion, and SDEdit-style refinement.
 Convention (diffusers' FlowMatch): ``x_sigma = (1 - sigma) x0 + sigma * noise``, the model predicts the
 velocity ``noise - x0`` at timestep ``1000 * sigma``; Euler steps ``x += (sigma_next - sigma) * v``.
 
-- **Chunked** (seed 001): windows of ``chunk`` latent frames; every window after the first starts with
+- **Chunked** ("Gloria"): windows of ``chunk`` latent frames; every window after the first starts with
   ``prefix`` clean latent frames of the previous result (timestep 0, as in training with probabilistic prefix
   latents), then re-generates ``blend`` frames that the previous chunk also produced, which are linearly
   blended at the clean-latent level; anchors are re-attached to every window. A window only ever sees the audio
   and poses of its own frames, so the generation is causal chunk by chunk.
-- **Shift fusion** (seed 002, from Sonic): at every step the whole sequence is denoised segment by segment,
+- **Shift fusion** ("AnyAvatar", from Sonic): at every step the whole sequence is denoised segment by segment,
   the segmentation starting ``shift`` frames later at each step (circularly), so no segment boundary persists.
 """
 

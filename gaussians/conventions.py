@@ -162,11 +162,11 @@ class Cameras:
 
 
 def intrinsics_from_fov(
-    fov_y_deg: float, width: int, height: int, *, dtype: torch.dtype = torch.float32
+    fov_y_deg: float, width: int, height: int, *, dtype: torch.dtype = torch.float32, device=None
 ) -> Float[Tensor, "3 3"]:
     """Pinhole intrinsics with square pixels and the principal point at the image centre."""
     f = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2)
-    return torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=dtype)
+    return torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=dtype, device=device)
 
 
 def look_at(
@@ -205,7 +205,7 @@ def orbit_cameras(
     )
     eye = target[None] + distance * offset
     T = look_at(eye, target[None].expand_as(eye))
-    K = intrinsics_from_fov(fov_y_deg, width, height, dtype=target.dtype).to(target.device)
+    K = intrinsics_from_fov(fov_y_deg, width, height, dtype=target.dtype, device=target.device)
     return Cameras(T, K.expand(len(yaw), 3, 3).clone(), width, height)
 
 

@@ -7,10 +7,15 @@ front +Z: ours already; quaternions ``xyzw``, converted here at the boundary):
   rest offset to its parent as translation and an identity rest rotation (our joints are world-aligned, so a
   world-aligned local rotation *is* the glTF node's local rotation). The skin's inverse bind matrices are
   ``translate(-joints_rest)``.
-- **body mesh** (node ``body``): the rest mesh skinned with the rig's weights reduced to top-4 (``JOINTS_0`` /
-  ``WEIGHTS_0``), normals, and the expression blendshapes as morph targets named in ``mesh.extras.targetNames``.
-  The full top-k skinning is kept exactly in the custom attributes ``_RIG_JOINTS_i`` / ``_RIG_WEIGHTS_i``.
-- **Gaussians** (node ``gaussians``): a ``POINTS`` primitive with the ``KHR_gaussian_splatting`` extension
+- **surface** (node ``surface``, optional): the clothed, textured mesh :mod:`anchorsplat.export` extracts from
+  the splats (:class:`~anchorsplat.gaussians.surface.SkinnedSurface`): ``TEXCOORD_0``, the colour texture as an
+  embedded PNG in a non-metallic, fully rough PBR material, top-4 ``JOINTS_0`` / ``WEIGHTS_0`` and the expression
+  morph targets. This is what an engine without splat support shows and animates.
+- **body mesh** (node ``body``, not in the scene: never drawn, a bald mannequin would cover the person): the
+  rest mesh skinned with the rig's weights reduced to top-4 (``JOINTS_0`` / ``WEIGHTS_0``), normals, and the
+  expression blendshapes as morph targets named in ``mesh.extras.targetNames``. The full top-k skinning is kept
+  exactly in the custom attributes ``_RIG_JOINTS_i`` / ``_RIG_WEIGHTS_i``, for :func:`import_glb`.
+- **Gaussians** (node ``gaussians``, optional): a ``POINTS`` primitive with the ``KHR_gaussian_splatting`` extension
   (ratified text: ``KHR_gaussian_splatting:ROTATION`` unit ``xyzw``, ``:SCALE`` *linear* ("MUST NOT be
   negative"; drafts stored log scales), ``:OPACITY`` post-sigmoid in [0, 1], ``:SH_DEGREE_l_COEF_n`` the raw RGB
   coefficients, ``m`` from ``-l`` to ``l`` with the Condon-Shortley phase, i.e. gsplat's basis order and signs, the
@@ -24,14 +29,17 @@ front +Z: ours already; quaternions ``xyzw``, converted here at the boundary):
   a root translation channel and morph-weight channels for both meshes, linear interpolation at the motion's fps.
 
 Engines apply morph targets, then skinning, which is exactly :func:`anchorsplat.gaussians.rigged.pose_lbs`.
+
+File layout of ``anchorsplat export --format glb`` (a separate file rather than ``KHR_node_visibility``, which
+three.js, Unity's and Godot's importers ignore, so they would draw the points over the surface): ``NAME.glb``
+has the surface and no splats, ``NAME.splats.glb`` the splats and no surface, both on the same skeleton with the
+same animation; an engine with ``KHR_gaussian_splatting`` loads the second instead of (or beside) the first.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -40,24 +48,18 @@ from jaxtyping import Float
 from torch import Tensor
 
 from .conventions import matrix_to_quat, quat_normalize, quat_wxyz_to_xyzw
+from .glb_builder import ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER, POINTS, TRIANGLES, GlbBuilder
 from .io import Avatar, atomic_write_bytes
 from .motion import Motion
 from .retarget import motion_to_rig
 from .rig import vertex_normals
 from .rigged import SH_C0, RiggedGaussians, to_lbs
+from .surface import SkinnedSurface
 
 GLB_FORMAT = "anchorsplat.glb"
 GLB_VERSION = 1
 SPLAT_EXTENSION = "KHR_gaussian_splatting"
 SPLAT_PREFIX = f"{SPLAT_EXTENSION}:"
-
-# glTF enums
-_FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
-_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
-_POINTS, _TRIANGLES = 0, 4
-_TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
-_GLB_MAGIC, _CHUNK_JSON, _CHUNK_BIN = 0x46546C67, 0x4E4F534A, 0x004E4942
-
 
 # --- conversions at the format boundary (the KHR_gaussian_splatting ellipse kernel's attribute spaces) ---
 
@@ -79,104 +81,6 @@ def gltf_opacities(opacity_logits: Float[Tensor, " N"]) -> Float[Tensor, " N"]:
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-# --- a small GLB builder: one binary buffer, one tightly packed buffer view per accessor ---
-
-
-class _GlbBuilder:
-    def __init__(self) -> None:
-        self.json: dict = {"buffers": [], "bufferViews": [], "accessors": []}
-        self._chunks: list[bytes] = []
-        self._offset = 0
-
-    def view(self, data: np.ndarray, target: int | None = None) -> int:
-        raw = np.ascontiguousarray(data).tobytes()
-        pad = (-self._offset) % 4
-        if pad:
-            self._chunks.append(b"\0" * pad)
-            self._offset += pad
-        entry = {"buffer": 0, "byteOffset": self._offset, "byteLength": len(raw)}
-        if target is not None:
-            entry["target"] = target
-        self._chunks.append(raw)
-        self._offset += len(raw)
-        self.json["bufferViews"].append(entry)
-        return len(self.json["bufferViews"]) - 1
-
-    def accessor(
-        self, data: np.ndarray, *, target: int | None = None, bounds: bool = False, normalized: bool = False
-    ) -> int:
-        """An accessor over ``data`` (N or N x C, dtype float32 / uint8 / uint16 / uint32)."""
-        data = np.ascontiguousarray(data)
-        width = 1 if data.ndim == 1 else int(np.prod(data.shape[1:]))
-        entry = {
-            "bufferView": self.view(data, target),
-            "componentType": _component_type(data.dtype),
-            "count": int(data.shape[0]),
-            "type": _TYPES[width],
-        }
-        if normalized:
-            entry["normalized"] = True
-        if bounds:
-            entry.update(_bounds(data.reshape(data.shape[0], width)))
-        return self._add_accessor(entry)
-
-    def sparse_accessor(self, data: np.ndarray, *, bounds: bool = True) -> int:
-        """A float accessor stored sparsely (zeros + the non-zero rows): morph targets move few vertices."""
-        data = np.ascontiguousarray(data, dtype=np.float32)
-        rows = np.nonzero(np.any(data != 0, axis=1))[0]
-        if len(rows) * 2 > len(data):  # dense is smaller than indices + values
-            return self.accessor(data, bounds=bounds)
-        entry = {"componentType": _FLOAT, "count": int(data.shape[0]), "type": _TYPES[data.shape[1]]}
-        if bounds:
-            entry.update(_bounds(data))
-        if len(rows):
-            index_dtype = np.uint16 if data.shape[0] <= 65535 else np.uint32
-            entry["sparse"] = {
-                "count": int(len(rows)),
-                "indices": {
-                    "bufferView": self.view(rows.astype(index_dtype)),
-                    "componentType": _component_type(index_dtype),
-                },
-                "values": {"bufferView": self.view(data[rows])},
-            }
-        return self._add_accessor(entry)
-
-    def _add_accessor(self, entry: dict) -> int:
-        self.json["accessors"].append(entry)
-        return len(self.json["accessors"]) - 1
-
-    def to_bytes(self) -> bytes:
-        binary = b"".join(self._chunks)
-        binary += b"\0" * ((-len(binary)) % 4)
-        self.json["buffers"] = [{"byteLength": len(binary)}]
-        text = json.dumps(self.json, separators=(",", ":")).encode()
-        text += b" " * ((-len(text)) % 4)
-        total = 12 + 8 + len(text) + 8 + len(binary)
-        return b"".join(
-            [
-                struct.pack("<III", _GLB_MAGIC, 2, total),
-                struct.pack("<II", len(text), _CHUNK_JSON),
-                text,
-                struct.pack("<II", len(binary), _CHUNK_BIN),
-                binary,
-            ]
-        )
-
-
-def _component_type(dtype) -> int:
-    table = {np.dtype(np.float32): _FLOAT, np.dtype(np.uint8): _UBYTE, np.dtype(np.uint16): _USHORT,
-             np.dtype(np.uint32): _UINT}  # fmt: skip
-    if np.dtype(dtype) not in table:
-        raise TypeError(f"no glTF component type for {dtype}")
-    return table[np.dtype(dtype)]
-
-
-def _bounds(data2d: np.ndarray) -> dict:
-    if len(data2d) == 0:
-        return {"min": [0.0] * data2d.shape[1], "max": [0.0] * data2d.shape[1]}
-    return {"min": data2d.min(0).tolist(), "max": data2d.max(0).tolist()}
 
 
 def _np(t: Tensor, dtype=np.float32) -> np.ndarray:
@@ -216,6 +120,8 @@ def export_glb(
     *,
     motion: Motion | None = None,
     max_gaussians: int | None = None,
+    surface: SkinnedSurface | None = None,
+    splats: bool = True,
 ) -> Path:
     """Write ``avatar`` (rig + Gaussians, optionally animated by ``motion``) as a ``.glb``, atomically.
 
@@ -224,10 +130,28 @@ def export_glb(
         path: output file, ending in ``.glb``.
         motion: SMPL-X-format motion to store as the glTF animation ``"motion"``.
         max_gaussians: keep at most this many Gaussians (the most opaque ones), for engines with splat budgets.
+        surface: the textured surface skinned to the rig (``anchorsplat.export``): the visible node ``surface``.
+        splats: write the Gaussians (node ``gaussians``).
     """
     path = Path(path)
     if path.suffix.lower() != ".glb":
         raise ValueError(f"a glTF binary export must end in .glb: got {path}")
+    b = build_glb(avatar, motion=motion, max_gaussians=max_gaussians, surface=surface, splats=splats)
+    atomic_write_bytes(path, b.to_bytes())
+    return path
+
+
+def build_glb(
+    avatar: Avatar,
+    *,
+    motion: Motion | None = None,
+    max_gaussians: int | None = None,
+    surface: SkinnedSurface | None = None,
+    splats: bool = True,
+) -> GlbBuilder:
+    """The document and binary of :func:`export_glb`, not yet written (the VRM exporter extends it)."""
+    if surface is None and not splats:
+        raise ValueError("nothing to export: give a surface, or keep the splats")
     rig = avatar.rig.to("cpu", torch.float64)
     gaussians = avatar.gaussians.to("cpu", torch.float64)
     if max_gaussians is not None:
@@ -241,7 +165,7 @@ def export_glb(
     if motion is not None and len(motion) == 0:
         raise ValueError("the motion has no frames")
 
-    b = _GlbBuilder()
+    b = GlbBuilder()
     doc = b.json
     doc["asset"] = {
         "version": "2.0",
@@ -256,13 +180,10 @@ def export_glb(
             "avatar_info": avatar.info,
         },
     }
-    doc["extensionsUsed"] = [SPLAT_EXTENSION]
+    if splats:
+        doc["extensionsUsed"] = [SPLAT_EXTENSION]
     j = rig.num_joints
-    skeleton_nodes = _skeleton_nodes(rig)
-    doc["nodes"] = skeleton_nodes + [
-        {"name": "body", "mesh": 0, "skin": 0},
-        {"name": "gaussians", "mesh": 1, "skin": 0},
-    ]
+    doc["nodes"] = _skeleton_nodes(rig) + [{"name": "body", "mesh": 0, "skin": 0}]
     ibm = np.tile(np.eye(4), (j, 1, 1))
     ibm[:, :3, 3] = -_np(rig.joints_rest, np.float64)
     doc["skins"] = [
@@ -276,13 +197,23 @@ def export_glb(
     doc["materials"] = [
         {"name": "body", "pbrMetallicRoughness": {"baseColorFactor": [0.8, 0.62, 0.52, 1.0], "metallicFactor": 0.0}},
     ]
-    doc["meshes"] = [_body_mesh(b, rig), _splat_mesh(b, rig, gaussians)]
-    doc["scenes"] = [{"name": "avatar", "nodes": [0, j, j + 1]}]
+    doc["meshes"] = [_body_mesh(b, rig)]
+    # The body mesh is the rig (kept for the exact round trip of import_glb) but not part of the scene: drawn, it
+    # is a bald mannequin in front of the person. The scene holds the skeleton, the surface and/or the splats.
+    shown = [0]
+    if surface is not None:
+        doc["meshes"].append(surface_mesh(b, surface, rig))
+        doc["nodes"].append({"name": "surface", "mesh": len(doc["meshes"]) - 1, "skin": 0})
+        shown.append(len(doc["nodes"]) - 1)
+    if splats:
+        doc["meshes"].append(_splat_mesh(b, rig, gaussians))
+        doc["nodes"].append({"name": "gaussians", "mesh": len(doc["meshes"]) - 1, "skin": 0})
+        shown.append(len(doc["nodes"]) - 1)
+    doc["scenes"] = [{"name": "avatar", "nodes": shown}]
     doc["scene"] = 0
     if motion is not None:
-        doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(j, j + 1))]
-    atomic_write_bytes(path, b.to_bytes())
-    return path
+        doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(j, *shown[1:]))]
+    return b
 
 
 def _anchorsplat_version() -> str:
@@ -314,7 +245,7 @@ def _skeleton_nodes(rig) -> list[dict]:
     return nodes
 
 
-def _skin_sets(b: _GlbBuilder, indices: np.ndarray, weights: np.ndarray) -> dict:
+def _skin_sets(b: GlbBuilder, indices: np.ndarray, weights: np.ndarray) -> dict:
     """The rig's full top-k skinning, exactly, in custom VEC4 attributes (engines read JOINTS_0/WEIGHTS_0)."""
     k = indices.shape[1]
     sets = math.ceil(k / 4)
@@ -323,12 +254,12 @@ def _skin_sets(b: _GlbBuilder, indices: np.ndarray, weights: np.ndarray) -> dict
     w = np.concatenate([weights, np.zeros((len(weights), pad), weights.dtype)], 1).astype(np.float32)
     out = {}
     for s in range(sets):
-        out[f"_RIG_JOINTS_{s}"] = b.accessor(idx[:, 4 * s : 4 * s + 4], target=_ARRAY_BUFFER)
-        out[f"_RIG_WEIGHTS_{s}"] = b.accessor(w[:, 4 * s : 4 * s + 4], target=_ARRAY_BUFFER)
+        out[f"_RIG_JOINTS_{s}"] = b.accessor(idx[:, 4 * s : 4 * s + 4], target=ARRAY_BUFFER)
+        out[f"_RIG_WEIGHTS_{s}"] = b.accessor(w[:, 4 * s : 4 * s + 4], target=ARRAY_BUFFER)
     return out
 
 
-def _body_mesh(b: _GlbBuilder, rig) -> dict:
+def _body_mesh(b: GlbBuilder, rig) -> dict:
     vertices = _np(rig.vertices_rest)
     normals = _np(vertex_normals(rig.vertices_rest, rig.faces), np.float64)
     bad = ~np.isfinite(normals).all(1) | (np.abs(np.linalg.norm(normals, axis=1) - 1) > 1e-3)
@@ -337,16 +268,16 @@ def _body_mesh(b: _GlbBuilder, rig) -> dict:
     joints, weights = top4_weights(_np(rig.skin_indices, np.int64), _np(rig.skin_weights, np.float64), rig.num_joints)
     index_dtype = np.uint16 if rig.num_vertices <= 65535 else np.uint32
     attributes = {
-        "POSITION": b.accessor(vertices, target=_ARRAY_BUFFER, bounds=True),
-        "NORMAL": b.accessor(normals.astype(np.float32), target=_ARRAY_BUFFER),
-        "JOINTS_0": b.accessor(joints, target=_ARRAY_BUFFER),
-        "WEIGHTS_0": b.accessor(weights, target=_ARRAY_BUFFER),
+        "POSITION": b.accessor(vertices, target=ARRAY_BUFFER, bounds=True),
+        "NORMAL": b.accessor(normals.astype(np.float32), target=ARRAY_BUFFER),
+        "JOINTS_0": b.accessor(joints, target=ARRAY_BUFFER),
+        "WEIGHTS_0": b.accessor(weights, target=ARRAY_BUFFER),
         **_skin_sets(b, _np(rig.skin_indices, np.int64), _np(rig.skin_weights)),
     }
     primitive = {
         "attributes": attributes,
-        "indices": b.accessor(_np(rig.faces, np.int64).reshape(-1).astype(index_dtype), target=_ELEMENT_ARRAY_BUFFER),
-        "mode": _TRIANGLES,
+        "indices": b.accessor(_np(rig.faces, np.int64).reshape(-1).astype(index_dtype), target=ELEMENT_ARRAY_BUFFER),
+        "mode": TRIANGLES,
         "material": 0,
     }
     mesh = {"name": "body", "primitives": [primitive], "extras": {"rig_skin_k": int(rig.skin_indices.shape[1])}}
@@ -354,7 +285,7 @@ def _body_mesh(b: _GlbBuilder, rig) -> dict:
     return mesh
 
 
-def _add_targets(b: _GlbBuilder, mesh: dict, deltas: np.ndarray, names: tuple[str, ...]) -> None:
+def _add_targets(b: GlbBuilder, mesh: dict, deltas: np.ndarray, names: tuple[str, ...]) -> None:
     if not len(names):
         return
     mesh["primitives"][0]["targets"] = [{"POSITION": b.sparse_accessor(d)} for d in deltas]
@@ -362,7 +293,7 @@ def _add_targets(b: _GlbBuilder, mesh: dict, deltas: np.ndarray, names: tuple[st
     mesh.setdefault("extras", {})["targetNames"] = list(names)
 
 
-def _splat_mesh(b: _GlbBuilder, rig, gaussians: RiggedGaussians) -> dict:
+def _splat_mesh(b: GlbBuilder, rig, gaussians: RiggedGaussians) -> dict:
     lbs = to_lbs(gaussians, rig)
     n = len(gaussians)
     rgb = (gaussians.sh_coeffs[:, 0] * SH_C0 + 0.5).clamp(0, 1)
@@ -370,27 +301,27 @@ def _splat_mesh(b: _GlbBuilder, rig, gaussians: RiggedGaussians) -> dict:
     colour = np.concatenate([srgb_to_linear(_np(rgb, np.float64)), _np(opacities, np.float64)[:, None]], 1)
     joints, weights = top4_weights(_np(lbs.joint_indices, np.int64), _np(lbs.joint_weights, np.float64), rig.num_joints)
     attributes = {
-        "POSITION": b.accessor(_np(lbs.means_canonical), target=_ARRAY_BUFFER, bounds=True),
-        "COLOR_0": b.accessor(colour.astype(np.float32), target=_ARRAY_BUFFER),
-        SPLAT_PREFIX + "ROTATION": b.accessor(_np(gltf_rotations(lbs.quats_canonical_wxyz)), target=_ARRAY_BUFFER),
-        SPLAT_PREFIX + "SCALE": b.accessor(_np(gltf_scales(lbs.log_scales)), target=_ARRAY_BUFFER),
-        SPLAT_PREFIX + "OPACITY": b.accessor(_np(opacities), target=_ARRAY_BUFFER),
+        "POSITION": b.accessor(_np(lbs.means_canonical), target=ARRAY_BUFFER, bounds=True),
+        "COLOR_0": b.accessor(colour.astype(np.float32), target=ARRAY_BUFFER),
+        SPLAT_PREFIX + "ROTATION": b.accessor(_np(gltf_rotations(lbs.quats_canonical_wxyz)), target=ARRAY_BUFFER),
+        SPLAT_PREFIX + "SCALE": b.accessor(_np(gltf_scales(lbs.log_scales)), target=ARRAY_BUFFER),
+        SPLAT_PREFIX + "OPACITY": b.accessor(_np(opacities), target=ARRAY_BUFFER),
     }
     sh = _np(lbs.sh_coeffs)  # N K 3, gsplat's order: per degree l, m from -l to l
     for k in range(sh.shape[1]):
         degree = int(math.isqrt(k))
         attributes[f"{SPLAT_PREFIX}SH_DEGREE_{degree}_COEF_{k - degree * degree}"] = b.accessor(
-            sh[:, k], target=_ARRAY_BUFFER
+            sh[:, k], target=ARRAY_BUFFER
         )
-    attributes["JOINTS_0"] = b.accessor(joints, target=_ARRAY_BUFFER)
-    attributes["WEIGHTS_0"] = b.accessor(weights, target=_ARRAY_BUFFER)
+    attributes["JOINTS_0"] = b.accessor(joints, target=ARRAY_BUFFER)
+    attributes["WEIGHTS_0"] = b.accessor(weights, target=ARRAY_BUFFER)
     # Our binding, for an exact round trip (float face ids: glTF forbids UNSIGNED_INT attributes; exact to 2^24).
-    attributes["_FACE_ID"] = b.accessor(_np(gaussians.face_ids, np.int64).astype(np.float32), target=_ARRAY_BUFFER)
-    attributes["_BARYCENTRIC"] = b.accessor(_np(gaussians.barycentric), target=_ARRAY_BUFFER)
-    attributes["_NORMAL_OFFSET"] = b.accessor(_np(gaussians.normal_offsets), target=_ARRAY_BUFFER)
+    attributes["_FACE_ID"] = b.accessor(_np(gaussians.face_ids, np.int64).astype(np.float32), target=ARRAY_BUFFER)
+    attributes["_BARYCENTRIC"] = b.accessor(_np(gaussians.barycentric), target=ARRAY_BUFFER)
+    attributes["_NORMAL_OFFSET"] = b.accessor(_np(gaussians.normal_offsets), target=ARRAY_BUFFER)
     primitive = {
         "attributes": attributes,
-        "mode": _POINTS,
+        "mode": POINTS,
         "extensions": {
             SPLAT_EXTENSION: {
                 "kernel": "ellipse",
@@ -405,7 +336,7 @@ def _splat_mesh(b: _GlbBuilder, rig, gaussians: RiggedGaussians) -> dict:
     return mesh
 
 
-def _animation(b: _GlbBuilder, rig, motion: Motion, mesh_nodes: tuple[int, ...]) -> dict:
+def _animation(b: GlbBuilder, rig, motion: Motion, mesh_nodes: tuple[int, ...]) -> dict:
     inputs = motion_to_rig(motion.to(dtype=torch.float64), rig)
     frames = len(motion)
     times = b.accessor(np.arange(frames, dtype=np.float32) / np.float32(motion.fps), bounds=True)
@@ -429,3 +360,57 @@ def _animation(b: _GlbBuilder, rig, motion: Motion, mesh_nodes: tuple[int, ...])
         for node in mesh_nodes:
             channel(node, "weights", weights)
     return {"name": "motion", "samplers": samplers, "channels": channels, "extras": {"fps": float(motion.fps)}}
+
+
+def surface_mesh(b: GlbBuilder, surface: SkinnedSurface, rig) -> dict:
+    """The textured surface: a skinned primitive with UVs, the colour texture as an embedded PNG in a metallic-
+    roughness material (non-metallic, fully rough: the texture holds the lit colour), the expressions as morph
+    targets. Appends its material, texture, sampler and image to the document."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    vertices = surface.vertices_rest.to("cpu", torch.float64)
+    normals = _np(vertex_normals(vertices, surface.faces.cpu()), np.float64)
+    bad = ~np.isfinite(normals).all(1) | (np.abs(np.linalg.norm(normals, axis=1) - 1) > 1e-3)
+    normals[bad] = (0.0, 1.0, 0.0)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    joints, weights = top4_weights(
+        _np(surface.skin_indices, np.int64), _np(surface.skin_weights, np.float64), rig.num_joints
+    )
+    png = BytesIO()
+    Image.fromarray(surface.texture).save(png, format="PNG")
+    doc = b.json
+    doc.setdefault("images", []).append(
+        {"name": "surface", "bufferView": b.view(np.frombuffer(png.getvalue(), np.uint8)), "mimeType": "image/png"}
+    )
+    doc.setdefault("samplers", []).append({"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071})
+    doc.setdefault("textures", []).append({"sampler": len(doc["samplers"]) - 1, "source": len(doc["images"]) - 1})
+    doc.setdefault("materials", []).append(
+        {
+            "name": "surface",
+            "pbrMetallicRoughness": {
+                "baseColorTexture": {"index": len(doc["textures"]) - 1},
+                "metallicFactor": 0.0,
+                "roughnessFactor": 1.0,
+            },
+        }
+    )
+    index_dtype = np.uint16 if surface.num_vertices <= 65535 else np.uint32
+    primitive = {
+        "attributes": {
+            "POSITION": b.accessor(_np(vertices), target=ARRAY_BUFFER, bounds=True),
+            "NORMAL": b.accessor(normals.astype(np.float32), target=ARRAY_BUFFER),
+            "TEXCOORD_0": b.accessor(_np(surface.uvs), target=ARRAY_BUFFER),
+            "JOINTS_0": b.accessor(joints, target=ARRAY_BUFFER),
+            "WEIGHTS_0": b.accessor(weights, target=ARRAY_BUFFER),
+        },
+        "indices": b.accessor(
+            _np(surface.faces, np.int64).reshape(-1).astype(index_dtype), target=ELEMENT_ARRAY_BUFFER
+        ),
+        "mode": TRIANGLES,
+        "material": len(doc["materials"]) - 1,
+    }
+    mesh = {"name": "surface", "primitives": [primitive]}
+    _add_targets(b, mesh, _np(surface.expression_dirs), rig.expression_names)
+    return mesh

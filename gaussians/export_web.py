@@ -19,24 +19,25 @@ import base64
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .assets import web_dir
 from .conventions import matrix_to_quat, quat_normalize, quat_wxyz_to_xyzw
 from .export_gltf import top4_weights
+from .fileio import staged_folder
 from .io import Avatar
 from .motion import Motion
 from .retarget import motion_to_rig
 from .rigged import SH_C0, to_lbs
+from .video import AUDIO_SUFFIXES
 
 WEB_FORMAT = "anchorsplat.web"
 WEB_VERSION = 1
-TEMPLATES = Path(__file__).resolve().parent / "web"
+TEMPLATES = web_dir()
 MARKER = ".anchorsplat-web"
-AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".aac", ".opus", ".webm"}
 
 
 def _b64(array: np.ndarray) -> str:
@@ -81,18 +82,27 @@ def web_avatar_data(avatar: Avatar, motion: Motion | None = None) -> dict:
     return data
 
 
+def web_motion_arrays(rig, motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the player poses from, per frame: local joint rotations (B J 4, xyzw, = glTF node rotations), the
+    root joint's translation (B 3) and the rig's expression weights (B E), float32. The web export's animation
+    and the viewer's client mode (one frame at a time) both send these."""
+    rig = rig.to("cpu", torch.float64)
+    inputs = motion_to_rig(motion.to(device="cpu", dtype=torch.float64), rig)
+    quats = quat_wxyz_to_xyzw(matrix_to_quat(inputs.joint_rotations))
+    root = rig.joints_rest[0] + inputs.root_translation
+    return tuple(np.ascontiguousarray(a.numpy(), dtype="<f4") for a in (quats, root, inputs.expression))
+
+
 def _animation(rig, motion: Motion) -> dict:
     if len(motion) == 0:
         raise ValueError("the motion has no frames")
-    inputs = motion_to_rig(motion.to(dtype=torch.float64), rig)
-    quats = quat_wxyz_to_xyzw(matrix_to_quat(inputs.joint_rotations))  # B J 4, local = glTF node rotations
-    root = rig.joints_rest[0] + inputs.root_translation  # B 3: the root node's translation
+    quats, root, weights = web_motion_arrays(rig, motion)
     return {
         "fps": float(motion.fps),
         "frames": len(motion),
-        "rotations": _b64(quats.numpy().astype("<f4")),
-        "translations": _b64(root.numpy().astype("<f4")),
-        "weights": _b64(inputs.expression.numpy().astype("<f4")),
+        "rotations": _b64(quats),
+        "translations": _b64(root),
+        "weights": _b64(weights),
     }
 
 
@@ -142,9 +152,7 @@ def export_web(
     )
     html = html.replace("{{TITLE}}", _escape(title)).replace("{{AUDIO}}", audio_tag)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         (staging / "index.html").write_text(html, encoding="utf-8")
         shutil.copyfile(TEMPLATES / "player.js", staging / "player.js")
         with open(staging / "avatar.js", "w", encoding="utf-8") as f:
@@ -154,18 +162,6 @@ def export_web(
         if audio_name:
             shutil.copyfile(audio_path, staging / audio_name)
         (staging / MARKER).write_text(json.dumps({"format": WEB_FORMAT, "version": WEB_VERSION}) + "\n")
-        os.chmod(staging, 0o755)
-        if out_dir.exists():  # replace a previous export: move it aside, then swap
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

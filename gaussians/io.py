@@ -17,16 +17,14 @@ Layout, version 1 (tensor names; ``rig.`` / ``gaussians.`` prefixes):
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .fileio import FileFormat, atomic_write_bytes, read_safetensors, write_safetensors
 from .rig import Rig
 from .rigged import RiggedGaussians
 
@@ -41,8 +39,12 @@ _CONVENTIONS = {
     "quaternion_order": "wxyz",
     "rotations": "world-aligned local joint rotations (SMPL-X convention)",
 }
-# version -> function upgrading (metadata, tensors) of that version to version + 1
-_MIGRATIONS: dict[int, Callable[[dict, dict[str, Tensor]], tuple[dict, dict[str, Tensor]]]] = {}
+AVATAR_FILE = FileFormat(AVATAR_FORMAT, CURRENT_VERSION, "avatar file", "re-export or re-bake it")
+RIG_FILE = FileFormat(RIG_FORMAT, CURRENT_VERSION, "rig file", "regenerate it")
+MAX_LOG_SCALE = 5.0
+"""A Gaussian wider than e^5 m (150 m) around a person is damage, not data (it would paint the whole image)."""
+
+__all__ = ["Avatar", "atomic_write_bytes", "load_avatar", "load_rig", "save_avatar", "save_rig"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,27 +54,6 @@ class Avatar:
     rig: Rig
     gaussians: RiggedGaussians
     info: dict = field(default_factory=dict)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _rig_tensors(rig: Rig) -> dict[str, Tensor]:
@@ -155,12 +136,8 @@ def _gaussians_from(t: dict[str, Tensor]) -> RiggedGaussians:
     )
 
 
-def _serialise(format_name: str, meta: dict, tensors: dict[str, Tensor]) -> bytes:
-    from safetensors.torch import save
-
-    header = {"format": format_name, "version": str(CURRENT_VERSION), **_CONVENTIONS, "data": json.dumps(meta)}
-    header["rig_kind"] = meta["rig"]["kind"]
-    return save(tensors, metadata=header)
+def _header(meta: dict) -> dict[str, str]:
+    return {**_CONVENTIONS, "rig_kind": meta["rig"]["kind"]}
 
 
 def save_avatar(path: str | os.PathLike, avatar: Avatar) -> Path:
@@ -170,72 +147,65 @@ def save_avatar(path: str | os.PathLike, avatar: Avatar) -> Path:
         raise ValueError(f"avatar files end in {AVATAR_SUFFIX}: got {path}")
     meta = {"rig": _rig_meta(avatar.rig), "info": avatar.info}
     tensors = {**_rig_tensors(avatar.rig), **_gaussian_tensors(avatar.gaussians)}
-    atomic_write_bytes(path, _serialise(AVATAR_FORMAT, meta, tensors))
+    write_safetensors(path, AVATAR_FILE, tensors, meta, _header(meta))
     return path
 
 
 def save_rig(path: str | os.PathLike, rig: Rig) -> Path:
     path = Path(path)
-    atomic_write_bytes(path, _serialise(RIG_FORMAT, {"rig": _rig_meta(rig)}, _rig_tensors(rig)))
+    meta = {"rig": _rig_meta(rig)}
+    write_safetensors(path, RIG_FILE, _rig_tensors(rig), meta, _header(meta))
     return path
 
 
-def _read(path: str | os.PathLike, expected_format: str, what: str) -> tuple[dict, dict[str, Tensor]]:
-    from safetensors import safe_open
+def _check_index(path: Path, name: str, index: Tensor, count: int, fmt: FileFormat) -> None:
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= count):
+        raise fmt.error(path, f"is corrupt: {name} point outside 0..{count - 1}")
 
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} file {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for damaged files
-        raise ValueError(
-            f"{path} is not a readable {what} file ({type(exc).__name__}: {exc}); it may be truncated or of "
-            "another format: re-export it"
-        ) from None
-    if header.get("format") != expected_format:
-        raise ValueError(
-            f"{path} is not an {what} file (format {header.get('format')!r}, expected {expected_format!r})"
+
+def _check_rig(path: Path, rig: Rig, fmt: FileFormat) -> None:
+    v, j = rig.vertices_rest.shape[0], rig.parents.shape[0]
+    _check_index(path, "rig triangle corners", rig.faces, v, fmt)
+    _check_index(path, "rig skinning joints", rig.skin_indices, j, fmt)
+    parents = rig.parents[1:]
+    if parents.numel() and (int(parents.min()) < 0 or bool((parents >= torch.arange(1, j)).any())):
+        raise fmt.error(path, "is corrupt: the joint hierarchy is not a tree in parent-first order")
+
+
+def _check_gaussians(path: Path, g: RiggedGaussians, faces: int, fmt: FileFormat) -> None:
+    n = g.face_ids.shape[0]
+    if n == 0:
+        raise fmt.error(path, "holds no Gaussians")
+    for name in _GAUSSIAN_FIELDS:
+        if getattr(g, name).shape[0] != n:
+            raise fmt.error(path, f"is corrupt: gaussians.{name} has {getattr(g, name).shape[0]} rows, not {n}")
+    _check_index(path, "Gaussians' triangle ids", g.face_ids, faces, fmt)
+    if float(g.log_scales.max()) > MAX_LOG_SCALE:
+        raise fmt.error(
+            path, f"is corrupt: a Gaussian's log-scale is {float(g.log_scales.max()):.3g} (over {MAX_LOG_SCALE})"
         )
-    try:
-        version = int(header["version"])
-        meta = json.loads(header["data"])
-    except (KeyError, ValueError):
-        raise ValueError(f"{path}: the {what} header is damaged (no version or data); re-export it") from None
-    if version > CURRENT_VERSION:
-        raise ValueError(
-            f"{path} is {what} format version {version}, newer than this anchorsplat reads ({CURRENT_VERSION}): "
-            "upgrade anchorsplat"
-        )
-    if version < 1:
-        raise ValueError(f"{path}: invalid {what} format version {version}")
-    while version < CURRENT_VERSION:
-        meta, tensors = _MIGRATIONS[version](meta, tensors)
-        version += 1
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise ValueError(f"{path}: tensor {name!r} contains NaN or infinite values; the file is corrupt")
-    return meta, tensors
 
 
 def load_avatar(path: str | os.PathLike) -> Avatar:
-    """Read an ``.anchorsplat`` file; a clear ValueError for a missing, damaged, foreign or newer file."""
-    meta, t = _read(path, AVATAR_FORMAT, "anchorsplat avatar")
+    """Read an ``.anchorsplat`` file; a clear ValueError for a missing, damaged, foreign, newer or corrupt file."""
+    path = Path(path)
+    meta, t = read_safetensors(path, AVATAR_FILE)
     try:
         rig = _rig_from(meta["rig"], t)
         gaussians = _gaussians_from(t)
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path}: the avatar's contents are inconsistent ({exc}); re-export it") from None
-    if len(gaussians) and int(gaussians.face_ids.max()) >= rig.faces.shape[0]:
-        raise ValueError(f"{path}: Gaussians are bound to triangles the rig does not have; the file is corrupt")
+    except (KeyError, ValueError, RuntimeError, IndexError, TypeError, AttributeError) as exc:
+        raise AVATAR_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
+    _check_rig(path, rig, AVATAR_FILE)
+    _check_gaussians(path, gaussians, rig.faces.shape[0], AVATAR_FILE)
     return Avatar(rig, gaussians, meta.get("info", {}))
 
 
 def load_rig(path: str | os.PathLike) -> Rig:
-    meta, t = _read(path, RIG_FORMAT, "anchorsplat rig")
+    path = Path(path)
+    meta, t = read_safetensors(path, RIG_FILE)
     try:
-        return _rig_from(meta["rig"], t)
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path}: the rig's contents are inconsistent ({exc}); regenerate it") from None
+        rig = _rig_from(meta["rig"], t)
+    except (KeyError, ValueError, RuntimeError, IndexError, TypeError, AttributeError) as exc:
+        raise RIG_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
+    _check_rig(path, rig, RIG_FILE)
+    return rig

@@ -7,6 +7,7 @@ rotations with :func:`anchorsplat.gaussians.retarget.motion_to_rig`.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +16,14 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from .fileio import atomic_path, read_npz
+
+MAX_ANGLE = 100.0
+"""Radians; axis-angle values beyond this are damage (real motion stays within a few turns)."""
+MAX_TRANSLATION = 1000.0
+"""Meters from the origin; beyond this the body leaves every camera (and float32 precision)."""
+MAX_EXPRESSION = 100.0
 
 SMPLX_JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
@@ -139,9 +148,8 @@ def save_motion(path: str | os.PathLike, motion: Motion) -> None:
     }  # fmt: skip
     arrays["expression_names"] = np.array(motion.expression_names, dtype=np.str_)
     arrays["mocap_frame_rate"] = np.array(motion.fps, dtype=np.float32)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path.with_suffix(".npz") if path.suffix != ".npz" else path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load_motion(path: str | os.PathLike) -> Motion:
@@ -152,15 +160,46 @@ def load_motion(path: str | os.PathLike) -> Motion:
     :func:`save_motion` and most SMPL-X fitting tools), and AMASS's ``poses`` (T x 165) + ``trans``.
     """
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"motion file {path} does not exist")
-    if path.suffix.lower() != ".npz":
-        raise ValueError(f"motion file {path} is not an .npz file: pass an SMPL-X-format .npz (AMASS or per-part keys)")
+    fix = "pass an SMPL-X-format .npz (AMASS 'poses'/'trans' or per-part keys)"
+    if path.suffix.lower() != ".npz" and not path.is_dir():
+        raise ValueError(f"motion file {path} is not an .npz file: {fix}")
+    data = read_npz(path, "motion file", fix)
     try:
-        data = dict(np.load(path, allow_pickle=False))
-    except Exception as exc:  # noqa: BLE001 - numpy raises many types for corrupt archives
-        raise ValueError(f"motion file {path} cannot be read as .npz ({exc}); is it truncated?") from None
-    fps = float(data.get("mocap_frame_rate", data.get("mocap_framerate", data.get("fps", 30.0))))
+        motion = _motion_from(path, data)
+    except (ValueError, TypeError, IndexError, RuntimeError) as exc:
+        if str(exc).startswith("motion file"):
+            raise
+        raise ValueError(f"motion file {path} has arrays of the wrong shape or type: {fix}") from None
+    if len(motion) == 0:
+        raise ValueError(f"motion file {path} holds no frames")
+    if not all(torch.isfinite(t).all() for t in (motion.full_pose(), motion.transl, motion.expression)):
+        raise ValueError(f"motion file {path} contains NaN or infinite values")
+    for name, value, limit in (
+        ("joint angles", motion.full_pose(), MAX_ANGLE),
+        ("translations", motion.transl, MAX_TRANSLATION),
+        ("expression weights", motion.expression, MAX_EXPRESSION),
+    ):
+        if value.numel() and float(value.abs().max()) > limit:
+            raise ValueError(
+                f"motion file {path}: {name} reach {float(value.abs().max()):.3g}, beyond {limit:g}; the file is "
+                "damaged or not in SMPL-X units (radians, meters)"
+            )
+    return motion
+
+
+def _frame_rate(path: Path, data: dict[str, np.ndarray]) -> float:
+    raw = data.get("mocap_frame_rate", data.get("mocap_framerate", data.get("fps", np.array(30.0))))
+    raw = np.asarray(raw)
+    if raw.size != 1 or raw.dtype.kind not in "iuf":
+        raise ValueError(f"motion file {path}: the frame rate must be one number, got an array of shape {raw.shape}")
+    fps = float(raw.reshape(()))
+    if not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise ValueError(f"motion file {path}: the frame rate {fps} must be between 0 and 1000 frames per second")
+    return fps
+
+
+def _motion_from(path: Path, data: dict[str, np.ndarray]) -> Motion:
+    fps = _frame_rate(path, data)
     if "poses" in data:
         poses = np.asarray(data["poses"], dtype=np.float32)
         if poses.ndim != 2 or poses.shape[1] != 165:
@@ -189,10 +228,6 @@ def load_motion(path: str | os.PathLike) -> Motion:
         raise ValueError(
             f"motion file {path} has neither 'poses' (AMASS) nor 'body_pose' (SMPL-X parameters); keys: {sorted(data)}"
         )
-    if len(motion) == 0:
-        raise ValueError(f"motion file {path} holds no frames")
-    if not all(torch.isfinite(t).all() for t in (motion.full_pose(), motion.transl, motion.expression)):
-        raise ValueError(f"motion file {path} contains NaN or infinite values")
     return motion
 
 

@@ -103,8 +103,8 @@ class Rig:
         depth: list[int] = []
         for p in self.parents.tolist():
             depth.append(0 if p < 0 else depth[p] + 1)
-        d = torch.tensor(depth)
-        return [torch.nonzero(d == k)[:, 0].to(self.parents.device) for k in range(int(d.max()) + 1)]
+        d = torch.tensor(depth, device=self.parents.device)
+        return [torch.nonzero(d == k)[:, 0] for k in range(max(depth) + 1)]
 
     def joint_index(self, name: str) -> int:
         try:

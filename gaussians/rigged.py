@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .conventions import matrix_to_quat, quat_multiply, quat_normalize, quat_to_matrix
+from .conventions import matrix_to_quat, quat_multiply, quat_normalize
 from .motion import Motion
 from .retarget import RigInputs, motion_to_rig
 from .rig import (
@@ -193,14 +193,17 @@ def bind_to_surface(
 ) -> RiggedGaussians:
     """Area-weighted random Gaussians on the rest mesh: flat discs in the triangle plane sized to tile the
     surface, the start of a bake and the way a body-only avatar is made. ``face_density`` multiplies the
-    density per triangle (e.g. more, smaller Gaussians on the face; see :func:`region_density`)."""
+    density per triangle (e.g. more, smaller Gaussians on the face; see :func:`region_density`). The random draws
+    come from ``generator``'s device (the same Gaussians from a CPU generator whatever the rig's device)."""
     v = rig.vertices_rest
+    draw = v.device if generator is None else generator.device
     tri = v[rig.faces]
     areas = 0.5 * torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
     density = torch.ones_like(areas) if face_density is None else face_density.to(areas)
     weighted = areas * density
-    face_ids = torch.multinomial(weighted / weighted.sum(), num_gaussians, replacement=True, generator=generator)
-    u = torch.rand(num_gaussians, 2, dtype=v.dtype, generator=generator)
+    probabilities = (weighted / weighted.sum()).to(draw)
+    face_ids = torch.multinomial(probabilities, num_gaussians, replacement=True, generator=generator).to(v.device)
+    u = torch.rand(num_gaussians, 2, dtype=v.dtype, generator=generator, device=draw).to(v.device)
     flip = u.sum(-1) > 1
     u = torch.where(flip[:, None], 1 - u, u)
     bary = torch.stack([1 - u[:, 0] - u[:, 1], u[:, 0], u[:, 1]], dim=-1)
@@ -208,13 +211,13 @@ def bind_to_surface(
     quats = matrix_to_quat(frames.rotations)
     # Each Gaussian covers the area its triangle's density gives it: sum(area * density) / (N * density).
     radius = torch.sqrt(weighted.sum() / num_gaussians / density[face_ids] / math.pi) * 1.5
-    log_scales = torch.log(radius[:, None] * torch.tensor([1.0, 1.0, thickness], dtype=v.dtype))
-    colour = torch.tensor([0.72, 0.6, 0.52], dtype=v.dtype) if rgb is None else rgb.to(v.dtype)
-    sh = torch.zeros(num_gaussians, num_sh_bases(sh_degree), 3, dtype=v.dtype)
+    log_scales = torch.log(radius[:, None] * torch.tensor([1.0, 1.0, thickness], dtype=v.dtype, device=v.device))
+    colour = torch.tensor([0.72, 0.6, 0.52], dtype=v.dtype, device=v.device) if rgb is None else rgb.to(v)
+    sh = torch.zeros(num_gaussians, num_sh_bases(sh_degree), 3, dtype=v.dtype, device=v.device)
     sh[:, 0] = rgb_to_sh_dc(colour)
     return RiggedGaussians(
-        face_ids, bary, torch.zeros(num_gaussians, dtype=v.dtype), quats, log_scales.clone(),
-        torch.full((num_gaussians,), 2.0, dtype=v.dtype), sh,
+        face_ids, bary, torch.zeros(num_gaussians, dtype=v.dtype, device=v.device), quats, log_scales.clone(),
+        torch.full((num_gaussians,), 2.0, dtype=v.dtype, device=v.device), sh,
     )  # fmt: skip
 
 
@@ -225,6 +228,7 @@ def region_density(rig: Rig, weights: dict[str, float]) -> Float[Tensor, " F"]:
     per_joint = torch.tensor(
         [next((w for frag, w in weights.items() if frag in name), 1.0) for name in rig.joint_names],
         dtype=rig.vertices_rest.dtype,
+        device=rig.vertices_rest.device,
     )
     return per_joint[dominant][rig.faces].mean(-1)
 
@@ -259,7 +263,7 @@ def to_lbs(rigged: RiggedGaussians, rig: Rig, top_k: int = 4) -> LbsGaussians:
     per-Gaussian expression deltas (each blendshape at weight 1, evaluated exactly through the binding)."""
     n, j = len(rigged), rig.num_joints
     tri_vertices = rig.faces[rigged.face_ids]  # N 3
-    dense = torch.zeros(n, j, dtype=rig.skin_weights.dtype)
+    dense = torch.zeros(n, j, dtype=rig.skin_weights.dtype, device=rig.skin_weights.device)
     for corner in range(3):
         idx = rig.skin_indices[tri_vertices[:, corner]]  # N K
         w = rig.skin_weights[tri_vertices[:, corner]] * rigged.barycentric[:, corner : corner + 1].to(dense.dtype)
@@ -306,7 +310,3 @@ def pose_lbs(lbs: LbsGaussians, rig: Rig, inputs: RigInputs) -> PosedGaussians:
     scales = torch.exp(lbs.log_scales).expand(*means.shape[:-1], 3)
     opacities = torch.sigmoid(lbs.opacity_logits).expand(means.shape[:-1])
     return PosedGaussians(means, quats, scales, opacities, lbs.sh_coeffs)
-
-
-def quat_rotate(quats_wxyz: Float[Tensor, "*B 4"], v: Float[Tensor, "*B 3"]) -> Float[Tensor, "*B 3"]:
-    return (quat_to_matrix(quats_wxyz) @ v[..., None])[..., 0]

@@ -1,1 +1,1 @@
-"""anchorsplat.runtime (see DESIGN.md)."""
+"""anchorsplat.runtime (see docs/architecture.md)."""

@@ -12,8 +12,10 @@ that is not audio, an empty file, NaN or infinite samples. Silence and clipping 
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,50 +91,154 @@ def as_mono(samples: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE, *, w
 
 
 def _decode(path: Path) -> tuple[np.ndarray, int]:
+    rate, blocks = _open_blocks(path)
+    parts = list(blocks)
+    return (np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)), rate
+
+
+def _unreadable(path: Path, errors: list[str]) -> ValueError:
+    return ValueError(
+        f"cannot read {path} as audio ({'; '.join(errors)}): pass a wav, flac, ogg or mp3 file (or any file FFmpeg "
+        "can decode with an audio track)"
+    )
+
+
+def _open_blocks(path: Path, block: int = 1 << 16) -> tuple[int, Iterator[np.ndarray]]:
+    """(sample rate, blocks of frames x channels float32): soundfile first, PyAV where it cannot open the file.
+    Decoding is lazy: only one block is in memory at a time."""
     errors = []
     try:
         import soundfile
 
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        return samples, int(rate)
+        handle = soundfile.SoundFile(str(path))
+        rate = int(handle.samplerate)
+
+        def sf_blocks() -> Iterator[np.ndarray]:
+            with handle:
+                while True:
+                    try:
+                        data = handle.read(block, dtype="float32", always_2d=True)
+                    except Exception as exc:  # noqa: BLE001 - libsndfile errors mid-file (truncated data)
+                        raise _unreadable(path, [f"soundfile: {exc}"]) from None
+                    if not len(data):
+                        return
+                    yield data
+
+        return rate, sf_blocks()
     except ImportError:
         errors.append("soundfile is not installed")
     except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for unreadable files
         errors.append(f"soundfile: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     try:
-        return _decode_pyav(path)
+        return _pyav_blocks(path)
     except ImportError:
         errors.append("PyAV is not installed")
     except ValueError as exc:
         errors.append(str(exc))
     except Exception as exc:  # noqa: BLE001 - FFmpeg errors come in many classes
         errors.append(f"PyAV: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-    raise ValueError(
-        f"cannot read {path} as audio ({'; '.join(errors)}): pass a wav, flac, ogg or mp3 file (or any file FFmpeg "
-        "can decode with an audio track)"
-    )
+    raise _unreadable(path, errors)
 
 
-def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
+def _pyav_blocks(path: Path) -> tuple[int, Iterator[np.ndarray]]:
     import av
 
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise ValueError(f"PyAV: {path.name} has no audio stream")
-        stream = container.streams.audio[0]
-        parts, rate = [], None
-        for frame in container.decode(stream):
-            array = frame.to_ndarray()  # planar: channels x n; packed: 1 x (n * channels)
-            channels = len(frame.layout.channels)
-            if not frame.format.is_planar:
-                array = array.reshape(-1, channels).T
-            if array.dtype.kind in "iu":
-                array = array.astype(np.float64) / float(np.iinfo(array.dtype).max)
-            parts.append(np.asarray(array, dtype=np.float32).T)
-            rate = frame.sample_rate
-    if not parts or rate is None:
-        return np.zeros((0, 1), np.float32), 16000
-    return np.concatenate(parts), int(rate)
+    container = av.open(str(path))
+    if not container.streams.audio:
+        container.close()
+        raise ValueError(f"PyAV: {path.name} has no audio stream")
+    stream = container.streams.audio[0]
+    frames = container.decode(stream)
+    try:
+        first = next(frames, None)
+    except Exception:
+        container.close()
+        raise
+    rate = int(first.sample_rate) if first is not None else int(stream.rate or SAMPLE_RATE)
+
+    def blocks() -> Iterator[np.ndarray]:
+        with container:
+            if first is None:
+                return
+            try:
+                for frame in itertools.chain([first], frames):
+                    yield _frame_array(frame)
+            except av.FFmpegError as exc:
+                raise _unreadable(path, [f"PyAV: {exc}"]) from None
+
+    return rate, blocks()
+
+
+def _frame_array(frame) -> np.ndarray:
+    array = frame.to_ndarray()  # planar: channels x n; packed: 1 x (n * channels)
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        array = array.reshape(-1, channels).T
+    if array.dtype.kind in "iu":
+        array = array.astype(np.float64) / float(np.iinfo(array.dtype).max)
+    return np.asarray(array, dtype=np.float32).T
+
+
+def audio_duration_s(path: str | os.PathLike) -> float | None:
+    """The length of an audio file from its header, without decoding it (None when the header does not say)."""
+    try:
+        import soundfile
+
+        info = soundfile.info(str(path))
+        return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - not a libsndfile format: ask FFmpeg
+        pass
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return None if container.duration is None else container.duration / av.time_base
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def stream_audio(
+    source: str | os.PathLike, *, chunk_s: float = 1.0, sample_rate: int = SAMPLE_RATE
+) -> Iterator[np.ndarray]:
+    """An audio file as mono float32 chunks at ``sample_rate``, decoded and resampled on the fly, so a long file
+    never sits in memory. The concatenated chunks equal :func:`load_audio`'s samples exactly.
+
+    Raises:
+        ValueError: as :func:`load_audio` (a missing, unreadable or empty file, NaN or infinite samples); the
+            file's opening and first block are checked when the first chunk is asked for.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise ValueError(f"audio file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"audio path {path} is a folder: pass an audio file (wav, flac, ogg, mp3)")
+    rate, blocks = _open_blocks(path)
+    what = f"audio file {path}"
+    resampler = Resampler(rate, sample_rate)
+    size = max(1, round(chunk_s * sample_rate))
+    pending: list[np.ndarray] = []
+    held, seen = 0, 0
+    for block in blocks:
+        mono = block.astype(np.float64).mean(axis=1) if block.shape[1] > 1 else block[:, 0].astype(np.float64)
+        bad = ~np.isfinite(mono)
+        if bad.any():
+            first = (seen + int(np.argmax(bad))) / rate
+            raise ValueError(
+                f"{what} contains NaN or infinite samples (first at {first:.3f} s): re-export it from your audio editor"
+            )
+        seen += len(mono)
+        out = resampler.process(mono)
+        pending.append(out)
+        held += len(out)
+        while held >= size:
+            joined = np.concatenate(pending)
+            yield joined[:size]
+            pending, held = [joined[size:]], len(joined) - size
+    if seen == 0:
+        raise ValueError(f"{what} is empty (no samples): pass a recording at least a few milliseconds long")
+    rest = np.concatenate([*pending, resampler.flush()])
+    for start in range(0, len(rest), size):
+        yield rest[start : start + size]
 
 
 # ---------------------------------------------------------------------------------------------------------------

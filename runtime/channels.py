@@ -124,7 +124,7 @@ def motion_for_rig(motion: Motion, rig: Rig) -> Motion:
 def resample_motion(motion: Motion, fps: float, frames: int) -> Motion:
     """``frames`` frames at ``fps`` taken from ``motion`` by nearest frame in time; past its end the last frame
     holds."""
-    times = torch.arange(frames, dtype=torch.float64) / fps
+    times = torch.arange(frames, dtype=torch.float64, device=motion.transl.device) / fps
     index = torch.round(times * motion.fps).long().clamp(0, len(motion) - 1)
     full = motion.full_pose()[index]
     return Motion.from_full_pose(full, motion.transl[index], motion.expression[index], motion.expression_names, fps)

@@ -8,14 +8,12 @@ About 130k parameters; well under a millisecond per video frame on one CPU core.
 
 File format: a folder with ``config.json`` (``{"format": "anchorsplat.audio2motion", "version": 1, ...}``) and
 ``model.safetensors`` (the same format name and version in its metadata). Older versions load through one
-migration function per bump (:data:`_MIGRATIONS`); newer ones are refused with "upgrade anchorsplat".
+migration function per bump (:data:`MODEL_CONFIG`'s); newer ones are refused with "upgrade anchorsplat".
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,14 +22,16 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from anchorsplat.gaussians.assets import asset_path
+from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
+
 from .baseline import FaceStep
 from .channels import VISEME_CHANNELS
 from .features import FeatureConfig
 
 MODEL_FORMAT = "anchorsplat.audio2motion"
 MODEL_VERSION = 1
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "audio2motion"
-_MIGRATIONS: dict[int, Callable[[dict, dict[str, Tensor]], tuple[dict, dict[str, Tensor]]]] = {}
+DEFAULT_MODEL_DIR = asset_path("audio2motion")
 
 
 @dataclass(frozen=True)
@@ -153,19 +153,16 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return (0.5 * x * (1.0 + erf)).astype(np.float32)
 
 
+MODEL_CONFIG = FileFormat(MODEL_FORMAT, MODEL_VERSION, "audio-to-motion model", "retrain or reinstall the model")
+MODEL_WEIGHTS = FileFormat(MODEL_FORMAT, MODEL_VERSION, "audio-to-motion weights", "retrain or reinstall the model")
+
+
 def save_model(folder: str | os.PathLike, net: Audio2MotionNet, info: dict | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors`` into ``folder`` (each atomically)."""
-    from safetensors.torch import save
-
-    from anchorsplat.gaussians.io import atomic_write_bytes
-
     folder = Path(folder)
-    meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": net.config.to_json(), "info": info or {}}
-    tensors = {k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}
-    atomic_write_bytes(
-        folder / "model.safetensors", save(tensors, metadata={"format": MODEL_FORMAT, "version": str(MODEL_VERSION)})
-    )
-    atomic_write_bytes(folder / "config.json", (json.dumps(meta, indent=2) + "\n").encode())
+    tensors = {k: v.detach().float() for k, v in net.state_dict().items()}
+    write_safetensors(folder / "model.safetensors", MODEL_WEIGHTS, tensors)
+    write_json(folder / "config.json", MODEL_CONFIG, {"config": net.config.to_json(), "info": info or {}})
     return folder
 
 
@@ -175,35 +172,17 @@ def load_model(folder: str | os.PathLike | None = None) -> LearnedModel:
     Raises:
         ValueError: missing files, another format, a newer version, or weights that do not fit the config.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     config_path, weights_path = folder / "config.json", folder / "model.safetensors"
     if not config_path.exists() or not weights_path.exists():
         raise ValueError(
             f"no audio-to-motion model in {folder} (needs config.json and model.safetensors): train one with "
-            "scripts/train_audio2motion.py, or use model='baseline'"
+            "scripts/train_audio2motion.py, or use --model baseline"
         )
-    try:
-        meta = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{config_path} is not valid JSON ({exc}); is it truncated?") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{config_path} is not an anchorsplat audio-to-motion model (format {meta.get('format')!r})")
-    version = int(meta.get("version", 0))
-    if version > MODEL_VERSION:
-        raise ValueError(
-            f"{folder} is audio-to-motion format version {version}, this anchorsplat reads up to {MODEL_VERSION}: "
-            "upgrade anchorsplat"
-        )
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{weights_path} cannot be read ({exc}); is it truncated?") from None
-    while version < MODEL_VERSION:
-        meta, tensors = _MIGRATIONS[version](meta, tensors)
-        version += 1
+    meta = read_json(config_path, MODEL_CONFIG)
+    _, tensors = read_safetensors(weights_path, MODEL_WEIGHTS)
+    if "config" not in meta:
+        raise MODEL_CONFIG.error(config_path, "has no 'config' entry")
     net = Audio2MotionNet(LearnedConfig.from_json(meta["config"]))
     try:
         net.load_state_dict(tensors)

@@ -30,6 +30,8 @@ from .procedural import DB_PER_LOG, LevelTracker, Procedural
 
 GATE_FULL = 0.3
 """Recent voice activity (a peak hold decaying in 0.2 s) at and above which the mouth model passes unchanged."""
+HOST = torch.device("cpu")
+"""Audio-to-motion runs on the host (numpy features, one small frame per hop); the player moves its output."""
 _RANGE_LO = torch.tensor([0.0] * (NUM_VISEME + len(UPPER_FACE_CHANNELS)) + [-0.6] * 6)
 _RANGE_HI = torch.tensor([1.0] * (NUM_VISEME + len(UPPER_FACE_CHANNELS)) + [0.6] * 6)
 
@@ -187,7 +189,7 @@ class AudioToMotion:
             if s > last_step or (total is None and not within):
                 break
             if s < 0:
-                base, emb = torch.zeros(NUM_CHANNELS), torch.zeros(self.model.embedding_dim)
+                base, emb = torch.zeros(NUM_CHANNELS, device=HOST), torch.zeros(self.model.embedding_dim, device=HOST)
             else:
                 base, emb = self._steps[s - self._first_step]
             out = base if self._style is None else self._style.adjust(base, emb)
@@ -201,7 +203,9 @@ class AudioToMotion:
             self._first_step += drop
         if not rows:
             return MotionFrames(
-                torch.zeros(0, NUM_CHANNELS), torch.zeros(0, NUM_CHANNELS), torch.zeros(0, self.model.embedding_dim)
+                torch.zeros(0, NUM_CHANNELS, device=HOST),
+                torch.zeros(0, NUM_CHANNELS, device=HOST),
+                torch.zeros(0, self.model.embedding_dim, device=HOST),
             )
         return MotionFrames(torch.stack(rows), torch.stack(bases), torch.stack(embs))
 

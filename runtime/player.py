@@ -11,10 +11,12 @@ file's channels of the same name (:func:`~.channels.combine_motion`).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,26 +24,18 @@ import numpy as np
 import torch
 
 from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, Cameras, framing_cameras
+from anchorsplat.gaussians.device import resolve_device
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
 from anchorsplat.gaussians.rigged import canonical_means, pose
-from anchorsplat.gaussians.video import VIDEO_SUFFIXES, to_uint8
+from anchorsplat.gaussians.video import VIDEO_SUFFIXES, VideoSink, to_uint8
 
-from .audio import SAMPLE_RATE, Audio, load_audio
+from .audio import SAMPLE_RATE, Audio, audio_duration_s, load_audio, stream_audio
 from .channels import combine_motion, motion_for_rig, resample_motion
 from .motion import AudioToMotion, load_face_model
 from .retrieval import build_style_memory
-from .videosink import VideoSink
 
 VIEWS = (*VIEW_YAWS_DEG, "face")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA device is available; use device 'cpu'")
-    return torch.device(device)
 
 
 def view_cameras(avatar: Avatar, view: str, resolution: int, device: torch.device) -> Cameras:
@@ -55,7 +49,7 @@ def view_cameras(avatar: Avatar, view: str, resolution: int, device: torch.devic
         near_head = (points[:, 1] > head[1] - 0.12) & ((points[:, [0, 2]] - head[[0, 2]]).norm(dim=-1) < 0.3)
         if int(near_head.sum()) >= 10:
             points = points[near_head]
-    cams = framing_cameras(points, torch.tensor([yaw]), width=resolution, height=resolution)
+    cams = framing_cameras(points, torch.tensor([yaw], device=points.device), width=resolution, height=resolution)
     return cams.to(device)
 
 
@@ -184,18 +178,22 @@ def iter_frames(
             yield PlayerFrame(index, index / player.fps, rgb, motion, ms, ms)
         return
     chunk = max(1, round(SAMPLE_RATE * (chunk_s if chunk_s is not None else 1.0 / player.fps)))
-    made = 0
-    for start in range(0, len(audio.samples), chunk):
-        player.feed(audio.samples[start : start + chunk])
-        for frame in player.frames():
-            if made < frames:
-                yield frame
-            made += 1
+    chunks = (audio.samples[start : start + chunk] for start in range(0, len(audio.samples), chunk))
+    yield from itertools.islice(stream_frames(player, chunks), frames)
+
+
+def stream_frames(player: StreamingPlayer, chunks: Iterable[np.ndarray]) -> Iterator[PlayerFrame]:
+    """Feed 16 kHz audio chunks as they come and yield each frame as soon as its audio is in, then the last ones."""
+    for samples in chunks:
+        player.feed(samples)
+        yield from player.frames()
     player.finish()
-    for frame in player.frames():
-        if made < frames:
-            yield frame
-        made += 1
+    yield from player.frames()
+
+
+def frame_count(samples: int, fps: float) -> int:
+    """Frames of a video as long as ``samples`` of 16 kHz audio: ``ceil(duration * fps)``."""
+    return int(np.ceil(samples / SAMPLE_RATE * fps - 1e-9))
 
 
 def play(
@@ -232,23 +230,51 @@ def play(
         raise ValueError("nothing to play: pass --audio (speech) and/or --motion (an SMPL-X .npz)")
     if not 1 <= fps <= 240:
         raise ValueError(f"--fps {fps} must be between 1 and 240")
-    sound = load_audio(audio) if audio is not None else None
+    streamed = audio is not None and not isinstance(audio, Audio)
+    if streamed:  # a file: decoded, resampled and muxed piece by piece (an hour of audio never sits in memory)
+        chunks = stream_audio(audio, chunk_s=1.0 / fps)
+        first = next(chunks)  # a missing, unreadable or empty file fails here, before any output exists
+        chunks = itertools.chain([first], chunks)
+        sound = None
+    else:
+        sound = load_audio(audio) if audio is not None else None
     body = None if motion is None else (motion if isinstance(motion, Motion) else load_motion(motion))
+    has_audio = streamed or sound is not None
     player = StreamingPlayer(
         avatar_path, fps=fps, resolution=resolution, view=view, backend=backend, device=device,
-        model=model if sound is not None else "baseline", references=references if sound is not None else (),
+        model=model if has_audio else "baseline", references=references if has_audio else (),
         lookahead_ms=lookahead_ms, motion=body, background=background, seed=seed, head_motion=head_motion,
     )  # fmt: skip
-    if sound is not None:
-        total = int(np.ceil(sound.duration_s * fps - 1e-9))
+    if streamed:
+        seconds = audio_duration_s(audio)
+        total = None if seconds is None else frame_count(round(seconds * SAMPLE_RATE), fps)
+    elif sound is not None:
+        total = frame_count(len(sound.samples), fps)
     else:
         total = max(1, round(len(body) / body.fps * fps))
     bar = _progress(total, progress)
-    with VideoSink(out, fps, audio=None if sound is None else sound.samples, sample_rate=SAMPLE_RATE) as sink:
-        for frame in iter_frames(player, sound, total):
-            sink.write(frame.rgb)
-            bar.update(1)
-    bar.close()
+    audio_track = None if sound is None else sound.samples
+    with (
+        contextlib.closing(bar),
+        VideoSink(out, fps, audio=audio_track, sample_rate=SAMPLE_RATE, streamed_audio=streamed) as sink,
+    ):
+        if streamed:
+            received = [0]
+
+            def muxed(chunks=chunks):
+                for samples in chunks:
+                    received[0] += len(samples)
+                    sink.write_audio(samples)
+                    yield samples
+
+            for frame in stream_frames(player, muxed()):
+                if frame.index < frame_count(received[0], fps):  # past the audio's end: the last hop's spill
+                    sink.write(frame.rgb)
+                    bar.update(1)
+        else:
+            for frame in iter_frames(player, sound, total):
+                sink.write(frame.rgb)
+                bar.update(1)
     return out
 
 

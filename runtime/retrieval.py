@@ -1,5 +1,5 @@
 """Personalisation by causal style retrieval over reference clips (after "Personalizing Causal Audio-Driven
-Facial Motion via Dynamic Multi-modal Retrieval", seed 003).
+Facial Motion via Dynamic Multi-modal Retrieval").
 
 A :class:`StyleMemory` is built from any number of reference clips (audio + the person's :class:`Motion`): the
 base model runs on each clip's audio exactly as it would live, and every frame becomes one memory entry with

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 
+from anchorsplat.gaussians.assets import assets_dir
 from anchorsplat.gaussians.io import Avatar, load_rig, save_avatar
 from anchorsplat.gaussians.rig import Rig
 from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, rgb_to_sh_dc
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = assets_dir()
 SKIN, HAIR = (0.80, 0.62, 0.52), (0.22, 0.15, 0.11)
 SHIRT, TROUSERS, SHOES = (0.18, 0.45, 0.55), (0.16, 0.18, 0.28), (0.12, 0.12, 0.12)
 REGIONS = (  # joint-name fragment -> colour, first match wins

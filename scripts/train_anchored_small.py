@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anchorsplat.gaussians.assets import asset_path
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,8 +68,8 @@ def main() -> None:
     else:
         from anchorsplat.gaussians.io import load_rig
 
-        rig = load_rig(ROOT / "assets" / "anny_default.rig.safetensors")
-    img = Image.open(ROOT / "assets" / "sample" / "astronaut.png").convert("RGB").resize((size, size))
+        rig = load_rig(asset_path("anny_default.rig.safetensors"))
+    img = Image.open(asset_path("sample", "astronaut.png")).convert("RGB").resize((size, size))
     photo = torch.from_numpy(np.asarray(img).copy()).float() / 255
     cam0 = framing_cameras(rig.vertices_rest, torch.zeros(1), width=size, height=size)
     subject = Subject(photo, torch.ones(size, size), rig, Motion.zeros(1), cam0)

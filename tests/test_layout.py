@@ -1,6 +1,6 @@
-"""The import direction of DESIGN.md section 2: gaussians <- diffusion <- bake; gaussians <- runtime <- viewer;
-only anchorsplat/ (the CLI) sees everything. Heavy optional dependencies are never imported at module level
-of gaussians/."""
+"""The import direction of docs/architecture.md: gaussians <- diffusion <- bake; gaussians <- runtime <- viewer;
+gaussians <- export; only anchorsplat/ (the CLI) sees everything. Heavy optional dependencies are never imported
+at module level of gaussians/, and the mesh tools (open3d, trimesh, xatlas) only in export/, lazily."""
 
 import ast
 from pathlib import Path
@@ -14,7 +14,9 @@ ALLOWED = {
     "bake": {"gaussians", "diffusion"},
     "runtime": {"gaussians"},
     "viewer": {"gaussians", "runtime"},
+    "export": {"gaussians"},
 }
+MESH_TOOLS = {"open3d", "trimesh", "xatlas"}
 HEAVY = {"gsplat", "viser", "diffusers", "open3d", "mediapipe", "ray", "anny", "smplx", "transformers", "accelerate"}
 
 
@@ -49,4 +51,18 @@ def test_gaussians_imports_no_heavy_dependency_at_module_level():
         for module, top in _imports(path):
             if top:
                 assert module.split(".")[0] not in HEAVY, f"{path.relative_to(ROOT)} imports {module} at module level"
-            assert module.split(".")[0] not in {"viser", "diffusers", "open3d"}, f"{path.name} imports {module}"
+            assert module.split(".")[0] not in {"viser", "diffusers"} | MESH_TOOLS, f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize("package", sorted(set(ALLOWED) - {"export"}))
+def test_mesh_tools_only_in_export(package):
+    for path in (ROOT / package).rglob("*.py"):
+        for module, _ in _imports(path):
+            assert module.split(".")[0] not in MESH_TOOLS, f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_export_imports_mesh_tools_lazily():
+    for path in (ROOT / "export").rglob("*.py"):
+        for module, top in _imports(path):
+            if top:
+                assert module.split(".")[0] not in MESH_TOOLS | HEAVY, f"{path.name} imports {module} at module level"

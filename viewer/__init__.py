@@ -1,1 +1,1 @@
-"""anchorsplat.viewer (see DESIGN.md)."""
+"""anchorsplat.viewer (see docs/architecture.md)."""

@@ -22,7 +22,9 @@ from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import load_motion
 
 from .playback import MAX_AUDIO_SECONDS, MAX_UPLOAD_BYTES
-from .session import MODES, ClientSession, LoadedAvatar
+from .session import ClientSession
+from .state import MODES, LoadedAvatar, ViewerContext
+from .talk import MicRouter
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class ViewerSettings:
     """Audio every tab starts with (more can be uploaded in the browser)."""
     motion: Path | None = None
     """SMPL-X motion .npz every tab starts with."""
+    max_tabs: int = 8
+    """Tabs served at once; one more gets a message instead of a session (each tab holds its own model state)."""
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -56,6 +60,8 @@ class ViewerSettings:
             raise ValueError(f"fps {self.fps} must be between 1 and 120")
         if not 64 <= self.max_resolution <= 4096:
             raise ValueError(f"max resolution {self.max_resolution} must be between 64 and 4096")
+        if not 1 <= self.max_tabs <= 256:
+            raise ValueError(f"max tabs {self.max_tabs} is out of range: pass --max-tabs between 1 and 256")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} must be between 0 and 65535 (0: any free port)")
 
@@ -99,6 +105,28 @@ def _checked_audio(path: Path):
     return audio
 
 
+def _refuse(client, max_tabs: int) -> None:
+    message = (
+        f"This viewer already serves {max_tabs} tabs, the most it allows: close another tab and reload this one "
+        "(or restart the viewer with a larger --max-tabs)."
+    )
+    client.gui.add_markdown(f"**anchorsplat viewer is full.** {message}")
+    client.add_notification("Viewer full", message, color="red", with_close_button=True)
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by a closed tab back to the system: collect its reference cycles, then ask glibc to trim
+    its heaps (each tab's threads allocate in their own malloc arenas, which glibc otherwise keeps)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): the allocator keeps what it keeps
+        pass
+
+
 class ViewerApp:
     """A running viewer. Every tab that connects gets its own session (camera, controls, playback)."""
 
@@ -107,7 +135,7 @@ class ViewerApp:
             import viser
         except ImportError:
             raise ValueError("the viewer needs viser: pip install 'anchorsplat[viewer]'") from None
-        from anchorsplat.runtime.player import resolve_device
+        from anchorsplat.gaussians.device import resolve_device
 
         self.settings = settings
         self.device = resolve_device(settings.device)
@@ -122,8 +150,13 @@ class ViewerApp:
             raise ValueError(f"port {port} on {settings.host} is in use: pass another --port (or 0 for any free one)")
         self.sessions: dict[int, ClientSession] = {}
         self._lock = threading.Lock()
+        self._reserved = 0  # sessions made or being made (the cap counts both)
+        self.refused = 0
         self.server = viser.ViserServer(host=settings.host, port=port, label="anchorsplat", verbose=settings.verbose)
         self.server.scene.set_up_direction("+y")
+        self.context = ViewerContext(
+            settings, self.device, self.face_model, self.initial_audio, self.initial_motion, MicRouter(self.server)
+        )
         self._set_initial_camera()
         self.server.on_client_connect(self._connect)
         self.server.on_client_disconnect(self._disconnect)
@@ -147,15 +180,29 @@ class ViewerApp:
         camera.fov = float(np.radians(30.0))
 
     def _connect(self, client) -> None:
-        session = ClientSession(self, client, self.avatar)
+        with self._lock:
+            full = self._reserved >= self.settings.max_tabs
+            self._reserved += 0 if full else 1
+        if full:
+            self.refused += 1
+            return _refuse(client, self.settings.max_tabs)
+        try:
+            session = ClientSession(self.context, client, self.avatar)
+        except BaseException:
+            with self._lock:
+                self._reserved -= 1
+            raise
         with self._lock:
             self.sessions[client.client_id] = session
 
     def _disconnect(self, client) -> None:
         with self._lock:
             session = self.sessions.pop(client.client_id, None)
+            self._reserved -= session is not None
         if session is not None:
             session.close()
+            del session
+            release_freed_memory()
 
     def stop(self) -> None:
         with self._lock:

@@ -1,15 +1,19 @@
-"""The controls of one tab (:class:`SessionGui`): every widget lives in the client's own GUI, so tabs never share
-state. Callbacks only call :class:`~.session.ClientSession` methods; a user error becomes a notification and a
-status line in the panel, never an exception in viser's worker."""
+"""The controls of one tab (:class:`SessionGui`, the GUI adapter): every widget lives in the client's own GUI, so
+tabs never share state. Callbacks only call :class:`~.session.ClientSession` methods, and the session changes the
+panel only through this class's methods; a user error becomes a notification and a status line in the panel,
+never an exception in viser's worker."""
 
 from __future__ import annotations
 
 import functools
+import json
 from typing import TYPE_CHECKING
 
+from anchorsplat.gaussians.video import AUDIO_SUFFIXES
+
 from .controls import BODY_PRESETS, HEAD_PRESETS
-from .playback import AUDIO_SUFFIXES
-from .session import CAMERA_PRESETS, MODES
+from .inject import run_html
+from .state import CAMERA_PRESETS, MODES
 
 if TYPE_CHECKING:
     from .session import ClientSession
@@ -23,9 +27,13 @@ class SessionGui:
         self.status = gui.add_markdown("")
         # Top level, never inside a folder: a collapsed folder would unmount the element and stop the sound.
         self.audio_html = gui.add_html("")
+        self.talk_html = gui.add_html("")  # the microphone script; top level for the same reason
+        self.client_html = gui.add_html("")  # client mode's player and the avatar
+        self.title_html = gui.add_html("")
         tabs = gui.add_tab_group()
 
         with tabs.add_tab("Play"):
+            self.talk_button = gui.add_button("Talk", hint="Drive the avatar live with this browser's microphone")
             self.audio_upload = gui.add_upload_button(
                 "Upload audio", mime_type="audio/*", hint=", ".join(AUDIO_SUFFIXES)
             )
@@ -53,10 +61,12 @@ class SessionGui:
         self._connect()
         self.rebuild_expressions()
         self.set_status(f"avatar **{session.avatar.name}**")
+        self.set_title(session.avatar.name)
 
     def _connect(self) -> None:
         s = self.session
         guarded = self._guarded
+        self.talk_button.on_click(guarded(lambda _: self._on_talk()))
         self.play_button.on_click(guarded(lambda _: s.play()))
         self.pause_button.on_click(guarded(lambda _: s.pause()))
         self.seek.on_update(guarded(lambda e: s.seek(e.target.value)))
@@ -66,8 +76,8 @@ class SessionGui:
         self.jaw.on_update(guarded(lambda e: s.set_controls(jaw=float(e.target.value))))
         self.head.on_update(guarded(lambda e: s.set_controls(head=e.target.value)))
         self.body.on_update(guarded(lambda e: s.set_controls(body=e.target.value)))
-        self.skeleton.on_update(guarded(lambda e: self._overlay("show_skeleton", e.target.value)))
-        self.mesh.on_update(guarded(lambda e: self._overlay("show_mesh", e.target.value)))
+        self.skeleton.on_update(guarded(lambda e: s.set_overlay(skeleton=e.target.value)))
+        self.mesh.on_update(guarded(lambda e: s.set_overlay(mesh=e.target.value)))
         self.mode.on_update(guarded(lambda e: s.set_mode(e.target.value)))
         self.camera_buttons.on_click(guarded(lambda e: s.set_camera_preset(e.target.value)))
         self.orbit.on_update(guarded(self._on_orbit))
@@ -84,13 +94,18 @@ class SessionGui:
 
         return run
 
-    def _overlay(self, attribute: str, value: bool) -> None:
-        setattr(self.session, attribute, bool(value))
-        self.session.mark_dirty()
+    def _on_talk(self) -> None:
+        if self.session.talking:
+            self.session.stop_talk()
+            self.talk_button.label = "Talk"
+            self.set_status("talk stopped")
+        else:
+            self.session.start_talk()
+            self.talk_button.label = "Stop talking"
+            self.set_status("talking: the microphone drives the face")
 
     def _on_orbit(self, event) -> None:
-        self.session.orbit = bool(event.target.value)
-        self.session.mark_dirty()
+        self.session.set_orbit(bool(event.target.value))
 
     def _on_audio(self, event) -> None:
         upload = event.target.value
@@ -133,6 +148,19 @@ class SessionGui:
     def _on_expression(self, name: str, event) -> None:
         self.session.set_expression(name, float(event.target.value))
 
+    def set_audio_html(self, content: str) -> None:
+        self.audio_html.content = content
+
+    def set_talk_html(self, content: str) -> None:
+        self.talk_html.content = content
+
+    def set_client_html(self, content: str) -> None:
+        self.client_html.content = content
+
+    def set_title(self, name: str) -> None:
+        """The browser tab's title: the avatar's name."""
+        self.title_html.content = run_html(f"document.title={json.dumps(f'{name} · anchorsplat')}")
+
     def set_status(self, text: str) -> None:
         self.status.content = text
 
@@ -149,12 +177,10 @@ class SessionGui:
         parts = [f"**{stats.fps:.1f} fps**", size, f"frame {stats.compute_ms:.0f} ms"]
         if stats.latency_ms is not None:
             parts.append(f"audio→frame {stats.latency_ms:.0f} ms")
+        if stats.mic_ms is not None:
+            parts.append(f"mic→motion {stats.mic_ms:.0f} ms")
         if stats.av_offset_ms is not None:
             parts.append(f"A/V {stats.av_offset_ms:+.0f} ms")
         if s.clock.duration_s > 0:
             parts.append(f"{s.clock.position():.1f} / {s.clock.duration_s:.1f} s")
         self.readout.content = " · ".join(parts)
-
-
-def build_gui(session: ClientSession) -> SessionGui:
-    return SessionGui(session)

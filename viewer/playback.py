@@ -30,7 +30,6 @@ from anchorsplat.runtime.motion import AudioToMotion
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MAX_AUDIO_SECONDS = 300.0
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".webm")
 PREROLL_S = 1.0
 """Audio fed to a fresh face stream before the seek point, so features and the model's state are warm."""
 

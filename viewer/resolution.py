@@ -47,3 +47,52 @@ class AdaptiveResolution:
             factor = min(max(math.sqrt(ratio), 0.75), 1.1)
             self.height = self._clamp(self.height * factor)
         return self.height
+
+
+@dataclass
+class ProgressiveResolution:
+    """Server-render resolution over time: while the camera or the avatar moves, the :class:`AdaptiveResolution`
+    height (it targets a frame time); once still, refinement frames that double the height each step up to the
+    full canvas (the browser's canvas height, capped by ``max_height``), then nothing until the next change.
+
+    nerfstudio's viewer streams the same way: cheap frames during interaction, a sharp one when it stops. With
+    the moving height ``h`` a still view reaches the canvas in ``ceil(log2(canvas / h))`` frames, each at most
+    four times the pixels of the one before, so on the CPU renderer the full frame lands well within a second of
+    stillness for the heights that hold the frame rate while moving.
+    """
+
+    adaptive: AdaptiveResolution
+    still_after_s: float = 0.2
+    """No change for this long counts as still."""
+    _shown: int = 0
+
+    def full_height(self, display_height: int | None) -> int:
+        cap = self.adaptive.max_height
+        return min(int(display_height), cap) if display_height else cap
+
+    def moving_height(self, display_height: int | None) -> int:
+        """The height of a frame while something moves (never above the canvas)."""
+        return min(self.adaptive.size(1.0, display_height)[1], self.full_height(display_height))
+
+    def refine_height(self, display_height: int | None) -> int | None:
+        """The next refinement height of a still view, or None when the last frame sent was full size."""
+        full = self.full_height(display_height)
+        if self._shown >= full:
+            return None
+        step = max(self._shown * 2, self.adaptive.min_height)
+        return full if step >= full else int(round(step / 8) * 8)
+
+    def shown(self, height: int) -> None:
+        """Record the height of the frame just sent."""
+        self._shown = int(height)
+
+    def invalidate(self) -> None:
+        """The picture changed: the next still frames refine again from the moving height."""
+        self._shown = 0
+
+
+def frame_size(height: int, aspect: float, display: tuple[int, int] | None) -> tuple[int, int]:
+    """(width, height) of a frame ``height`` tall; exactly the canvas when ``height`` is the canvas height."""
+    if display is not None and display[1] == height and display[0] > 0:
+        return int(display[0]), int(height)
+    return max(16, int(round(height * aspect))), int(height)

@@ -1,79 +1,61 @@
-"""One browser tab: its own controls, camera, playback state and frame loop (:class:`ClientSession`).
+"""One browser tab (:class:`ClientSession`): it wires the tab's state, GUI, scene and frame loop together.
 
-Every tab gets a session when it connects and loses it when it disconnects: the loop thread stops, the tab's
-scene nodes and GUI go with its connection, and the avatar/audio/motion it opened are dropped. A session renders
-only when something changed (camera, a control, playback), so idle tabs cost nothing.
+Every tab gets a session when it connects and loses it when it disconnects: the frame loop and the audio-sync
+thread stop (bounded joins), the tab's scene nodes and GUI go with its connection, and the avatar/audio/motion it
+opened are dropped. The session sees a narrow :class:`~.state.ViewerContext`, never the app. The parts:
+
+- :class:`~.state.TabState`: the data (controls, clock, face, body, flags), no browser access;
+- :class:`~.gui.SessionGui`: the panel, whose callbacks call the methods here;
+- :class:`~.tabscene.TabScene`: what a posed frame becomes in the browser;
+- :class:`~.frameloop.FrameLoop`: when to draw; :class:`~.resolution.ProgressiveResolution`: at what size.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG, framing_cameras
+from anchorsplat.gaussians.conventions import VIEW_YAWS_DEG
 from anchorsplat.gaussians.io import Avatar, load_avatar
 from anchorsplat.gaussians.motion import Motion, load_motion
-from anchorsplat.gaussians.rigged import canonical_means, pose_from_vertices, pose_motion_mesh
-from anchorsplat.gaussians.video import to_uint8
+from anchorsplat.gaussians.rigged import pose_from_vertices, pose_motion_mesh
 from anchorsplat.runtime.audio import Audio
 
-from .controls import ManualControls, frame_motion
+from .clientmode import STOP_HTML as CLIENT_STOP_HTML
+from .clientmode import PoseSender, camera_payload, client_html
+from .frameloop import FrameLoop
+from .gui import SessionGui
 from .playback import (
     FaceStream,
-    PlaybackClock,
     audio_element_html,
     check_upload_size,
     data_url,
     decode_audio_upload,
     wav_bytes,
 )
-from .resolution import AdaptiveResolution
-from .scene import background_depth, bone_frames, skeleton_segments, splat_arrays, viser_camera
+from .resolution import AdaptiveResolution, ProgressiveResolution, frame_size
+from .state import CAMERA_PRESETS, LoadedAvatar, Stats, TabState, ViewerContext
+from .tabscene import RenderOptions, TabScene
+from .talk import STOP_HTML, Talk
 
-if TYPE_CHECKING:
-    from .app import ViewerApp
-
-MODES = ("server render", "client splats")
-CAMERA_PRESETS = ("front", "left", "back", "right")
-
-
-@dataclass(frozen=True, eq=False)
-class LoadedAvatar:
-    """An avatar on the render device, with what the viewer derives from it once."""
-
-    avatar: Avatar
-    name: str
-    target: np.ndarray  # framing centre
-    distance: float  # framing distance of a front camera
-
-    @staticmethod
-    def make(avatar: Avatar, name: str, device: torch.device) -> LoadedAvatar:
-        moved = Avatar(avatar.rig.to(device), avatar.gaussians.to(device), avatar.info)
-        points = canonical_means(avatar.gaussians, avatar.rig).float()
-        cams = framing_cameras(points, torch.tensor([0.0]), width=640, height=480)
-        eye = cams.T_world_cam[0, :3, 3]
-        lo, hi = points.min(0).values, points.max(0).values
-        target = ((lo + hi) / 2).numpy().astype(np.float64)
-        return LoadedAvatar(moved, name, target, float((eye - torch.from_numpy(target).float()).norm()))
+PANEL_PX = 335
+"""Canvas pixels viser's floating control panel covers at the right (its "medium" width plus margin)."""
 
 
-@dataclass
-class Stats:
-    frames: int = 0
-    window_start: float = 0.0
-    fps: float = 0.0
-    compute_ms: float = 0.0
-    latency_ms: float | None = None
-    av_offset_ms: float | None = None
-    size: tuple[int, int] = (0, 0)
+def panel_shift(width: int, height: int, fov_y_rad: float, distance: float) -> float:
+    """Meters to move the camera right so an object ``distance`` ahead sits in the middle of the canvas left of the
+    panel; 0 when the canvas is too narrow to keep both (the panel then overlays whatever is there)."""
+    if width < 2 * PANEL_PX or height <= 0:
+        return 0.0
+    focal = 0.5 * height / np.tan(fov_y_rad / 2)
+    return 0.5 * PANEL_PX * distance / focal
 
 
 def _load_upload(name: str, content: bytes, filename: str, loader):
@@ -88,80 +70,106 @@ def _load_upload(name: str, content: bytes, filename: str, loader):
 
 
 class ClientSession:
-    def __init__(self, app: ViewerApp, client, avatar: LoadedAvatar):
-        self.app, self.client, self.settings = app, client, app.settings
-        self.avatar = avatar
-        self.controls = ManualControls()
-        self.mode = self.settings.mode
-        self.clock = PlaybackClock(0.0)
-        self.face: FaceStream | None = None
-        self.audio_url: str | None = None
-        self.body: Motion | None = None
-        self.orbit = False
-        self.show_skeleton = False
-        self.show_mesh = False
-        self.resolution = AdaptiveResolution(
-            target_fps=self.settings.fps,
-            max_height=self.settings.max_resolution,
-            height=min(384, self.settings.max_resolution),
+    def __init__(self, context: ViewerContext, client, avatar: LoadedAvatar):
+        self.context, self.client, self.settings = context, client, context.settings
+        self.state = TabState(avatar, self.settings.mode)
+        self.resolution = ProgressiveResolution(
+            AdaptiveResolution(
+                target_fps=self.settings.fps,
+                max_height=self.settings.max_resolution,
+                height=min(384, self.settings.max_resolution),
+            )
+        )
+        self.scene = TabScene(
+            client,
+            RenderOptions(self.settings.backend, context.device, self.settings.background, self.settings.jpeg_quality),
         )
         self.stats = Stats(window_start=time.perf_counter())
         self.last_motion: Motion | None = None
         self.frames_sent = 0
         self._audio_generation = 0
-        self._lock = threading.RLock()
-        self._dirty = threading.Event()
-        self._closed = threading.Event()
-        self._splats = self._skeleton = self._mesh = None
         self._scene_avatar: LoadedAvatar | None = None
+        self._client_avatar: LoadedAvatar | None = None  # the avatar the browser's player has (client mode)
+        self._poses: PoseSender | None = None
+        self._pose_key = f"anchorsplat.pose.{client.client_id}.{secrets.token_hex(4)}"
+        self._camera_key = f"anchorsplat.camera.{client.client_id}"
         self._orbit_yaw, self._last_tick = 0.0, time.perf_counter()
-        from .gui import build_gui
-
-        self.gui = build_gui(self)
-        if app.initial_audio is not None:
-            self.gui.audio_loaded("audio", self.set_audio(app.initial_audio))
-        if app.initial_motion is not None:
-            self.set_motion(app.initial_motion)
-        client.camera.on_update(lambda _camera: self._dirty.set())
-        self._dirty.set()  # the first frame, for the camera the tab connected with
-        self._thread = threading.Thread(target=self._loop, name=f"anchorsplat-view-{client.client_id}", daemon=True)
-        self._thread.start()
+        self._closed = threading.Event()
+        self.talk: Talk | None = None
+        self.gui = SessionGui(self)
+        self.loop = FrameLoop(
+            f"anchorsplat-view-{client.client_id}",
+            fps=self.settings.fps,
+            still_after_s=self.resolution.still_after_s,
+            animating=lambda: self.state.animating,
+            frame=self.frame,
+            on_error=lambda exc: self.gui.notify("Frame failed", f"{type(exc).__name__}: {exc}", error=True),
+        )
+        if context.initial_audio is not None:
+            self.gui.audio_loaded("audio", self.set_audio(context.initial_audio))
+        if context.initial_motion is not None:
+            self.set_motion(context.initial_motion)
+        if panel_shift(client.camera.image_width, client.camera.image_height, float(client.camera.fov), 1.0):
+            self._place_camera(0.0)  # a wide canvas: frame the avatar beside the panel, not under it
+        client.camera.on_update(lambda _camera: self._camera_moved())
+        self.loop.request()  # the first frame, for the camera the tab connected with
         self._sync_thread = threading.Thread(target=self._sync_loop, name="anchorsplat-audio-sync", daemon=True)
         self._sync_thread.start()
+
+    # ------------------------------------------------------------------------------------------------ read-outs
+
+    avatar = property(lambda self: self.state.avatar)
+    controls = property(lambda self: self.state.controls)
+    clock = property(lambda self: self.state.clock)
+    face = property(lambda self: self.state.face)
+    mode = property(lambda self: self.state.mode)
+    orbit = property(lambda self: self.state.orbit)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def _thread(self) -> threading.Thread:
+        return self.loop.thread
 
     # ------------------------------------------------------------------------------------------------ state changes
 
     def mark_dirty(self) -> None:
-        self._dirty.set()
+        self.loop.request()
 
     def set_controls(self, **changes) -> None:
-        with self._lock:
-            self.controls = replace(self.controls, **changes)
-        self._dirty.set()
+        self.state.set_controls(**changes)
+        self.loop.request()
 
     def set_expression(self, name: str, weight: float) -> None:
-        with self._lock:
-            expressions = {**self.controls.expressions, name: float(weight)}
-            self.controls = replace(self.controls, expressions=expressions)
-        self._dirty.set()
+        self.state.set_expression(name, weight)
+        self.loop.request()
 
     def set_mode(self, mode: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"display mode {mode!r} is not one of {MODES}")
-        self.mode = mode
-        self._dirty.set()
+        self.state.set_mode(mode)
+        self.loop.request()
+
+    def set_overlay(self, *, skeleton: bool | None = None, mesh: bool | None = None) -> None:
+        if skeleton is not None:
+            self.state.show_skeleton = bool(skeleton)
+        if mesh is not None:
+            self.state.show_mesh = bool(mesh)
+        self.loop.request()
+
+    def set_orbit(self, orbit: bool) -> None:
+        self.state.orbit = bool(orbit)
+        self.loop.request()
 
     def open_avatar(self, source: str | Path | Avatar, name: str | None = None) -> LoadedAvatar:
         avatar = source if isinstance(source, Avatar) else load_avatar(source)
-        loaded = LoadedAvatar.make(
-            avatar, name or (Path(source).name if not isinstance(source, Avatar) else "avatar"), self.app.device
-        )
-        with self._lock:
-            self.avatar = loaded
-            self.controls = ManualControls(head=self.controls.head, body=self.controls.body)
+        shown = name or (Path(source).name if not isinstance(source, Avatar) else "avatar")
+        loaded = LoadedAvatar.make(avatar, shown, self.context.device)
+        self.state.set_avatar(loaded)
         self.gui.rebuild_expressions()
+        self.gui.set_title(shown)
         self.set_camera_preset("front")
-        self._dirty.set()
+        self.loop.request()
         return loaded
 
     def open_avatar_upload(self, name: str, content: bytes) -> LoadedAvatar:
@@ -176,12 +184,11 @@ class ClientSession:
         return self.set_audio(decode_audio_upload(name, content))
 
     def set_audio(self, audio: Audio) -> float:
-        face = FaceStream(audio, self.app.face_model, fps=self.settings.fps)
-        with self._lock:
-            self.face, self.audio_url = face, data_url(wav_bytes(audio.samples))
-            self.clock = PlaybackClock(audio.duration_s)
+        face = FaceStream(audio, self.context.face_model, fps=self.settings.fps)
+        with self.state.lock:
+            self.state.set_audio(face, data_url(wav_bytes(audio.samples)))
             self._send_audio_element(playing=False)
-        self._dirty.set()
+        self.mark_dirty()
         return audio.duration_s
 
     def load_motion(self, name: str, content: bytes) -> Motion:
@@ -193,218 +200,188 @@ class ClientSession:
         return motion
 
     def set_motion(self, motion: Motion | None) -> None:
-        with self._lock:
-            self.body = motion
-            if self.face is None:
-                seconds = 0.0 if motion is None else len(motion) / motion.fps
-                self.clock = PlaybackClock(seconds, loop=True)
-        self._dirty.set()
+        self.state.set_motion(motion)
+        self.mark_dirty()
 
     def play(self) -> None:
-        with self._lock:
-            self.clock.play()
+        with self.state.lock:
+            self.state.clock.play()
             self._send_audio_element(playing=True)
-        self._dirty.set()
+        self.mark_dirty()
 
     def pause(self) -> None:
-        with self._lock:
-            self.clock.pause()
+        with self.state.lock:
+            self.state.clock.pause()
             self._send_audio_element(playing=False)
-        self._dirty.set()
+        self.mark_dirty()
 
     def seek(self, position_s: float) -> None:
-        with self._lock:
-            self.clock.seek(position_s)
-            self._send_audio_element(playing=self.clock.playing)
-        self._dirty.set()
+        with self.state.lock:
+            self.state.clock.seek(position_s)
+            self._send_audio_element(playing=self.state.clock.playing)
+        self.mark_dirty()
 
     def _send_audio_element(self, playing: bool) -> None:
         self._audio_generation += 1
-        if self.audio_url is None or not playing:
-            self.gui.audio_html.content = ""  # removing the element stops the browser's audio
+        url = self.state.audio_url
+        if url is None or not playing:
+            self.gui.set_audio_html("")  # removing the element stops the browser's audio
             return
-        key = self._clock_key()
-        self.gui.audio_html.content = audio_element_html(self.audio_url, key, self.clock.position(), playing=True)
+        self.gui.set_audio_html(audio_element_html(url, self._clock_key(), self.state.clock.position(), playing=True))
 
     def _clock_key(self) -> str:
         return f"anchorsplat.audio.{self.client.client_id}.{self._audio_generation}"
 
+    def _camera_moved(self) -> None:
+        if self.state.mode != "server render" and self._client_avatar is not None:
+            self._send_camera()
+        self.loop.request()
+
+    def _send_camera(self) -> None:
+        camera = self.client.camera
+        self.client.local_storage.set_item(self._camera_key, camera_payload(camera.wxyz, camera.position, camera.fov))
+        self.client.flush()
+
+    @property
+    def talking(self) -> bool:
+        return self.talk is not None
+
+    def start_talk(self) -> None:
+        """Drive the face from this tab's microphone (live, causal); the page asks for the microphone."""
+        if self.talk is not None or self.closed:
+            return
+        self.talk = Talk(
+            self.client,
+            self.context.face_model,
+            self.context.mic_router,
+            fps=self.settings.fps,
+            on_face=self._live_face,
+            notify=lambda message: self.gui.notify("Talk", message, error=True),
+        )
+        self.gui.set_talk_html(self.talk.html())
+
+    def stop_talk(self) -> None:
+        talk, self.talk = self.talk, None
+        if talk is not None:
+            self.gui.set_talk_html(STOP_HTML)
+            talk.stop()
+            self.stats.mic_ms = None
+
+    def _live_face(self, motion: Motion | None) -> None:
+        with self.state.lock:
+            self.state.live_face = motion
+        talk = self.talk
+        self.stats.mic_ms = None if talk is None else talk.server_latency_ms
+        self.loop.request()
+
     def set_camera_preset(self, preset: str) -> None:
         if preset not in CAMERA_PRESETS:
             raise ValueError(f"camera preset {preset!r} is not one of {CAMERA_PRESETS}")
-        self.orbit = False
+        self.state.orbit = False
         self._place_camera(VIEW_YAWS_DEG[preset])
 
     def _place_camera(self, yaw_deg: float) -> None:
+        """Look at the avatar from ``yaw_deg``, framed in the part of the canvas the control panel leaves free."""
         yaw = np.radians(yaw_deg)
-        target = self.avatar.target
-        eye = target + self.avatar.distance * np.array([np.sin(yaw), 0.0, np.cos(yaw)])
+        target = self.state.avatar.target
+        eye = target + self.state.avatar.distance * np.array([np.sin(yaw), 0.0, np.cos(yaw)])
+        camera = self.client.camera
+        shift = panel_shift(camera.image_width, camera.image_height, float(camera.fov), self.state.avatar.distance)
+        right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])  # the camera's +x: moving right shows the avatar left
         with self.client.atomic():
-            self.client.camera.up_direction = (0.0, 1.0, 0.0)
-            self.client.camera.position = eye
-            self.client.camera.look_at = target
-        self._dirty.set()
+            camera.up_direction = (0.0, 1.0, 0.0)
+            camera.position = eye + shift * right
+            camera.look_at = target + shift * right
+        self.loop.request()
 
-    # ------------------------------------------------------------------------------------------------ frame loop
+    # ------------------------------------------------------------------------------------------------ frames
 
     def close(self) -> None:
         self._closed.set()
-        self._dirty.set()
-        for thread in (self._thread, self._sync_thread):
-            if thread is not threading.current_thread():
-                thread.join(timeout=5.0)
-        with self._lock:
-            self.face = self.body = self.audio_url = self.last_motion = None
-            self._splats = self._skeleton = self._mesh = None
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def _loop(self) -> None:
-        period = 1.0 / self.settings.fps
-        while not self._closed.is_set():
-            animating = self.clock.playing or self.orbit
-            if not self._dirty.wait(timeout=period if animating else 0.25) and not animating:
-                continue
-            self._dirty.clear()
-            if self._closed.is_set():
-                break
-            start = time.perf_counter()
-            try:
-                self.tick()
-            except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the tab's loop
-                self.gui.notify("Frame failed", f"{type(exc).__name__}: {exc}", error=True)
-                time.sleep(0.5)
-            spent = time.perf_counter() - start
-            if self.clock.playing or self.orbit:
-                time.sleep(max(0.0, period - spent))
+        talk, self.talk = self.talk, None
+        if talk is not None:
+            talk.stop(page_open=False)
+        self.loop.stop()
+        if self._sync_thread is not threading.current_thread():
+            self._sync_thread.join(timeout=5.0)
+        self.state.clear()
+        self.last_motion = None
+        self.scene.forget()
 
     def current_motion(self) -> tuple[Motion, float | None]:
-        """The motion on screen now, and the audio time its face shows (None without audio)."""
-        with self._lock:
-            controls, face_stream, body, clock, rig = (
-                self.controls,
-                self.face,
-                self.body,
-                self.clock,
-                self.avatar.avatar.rig,
-            )
-        position = clock.position()
-        body_frame = None
-        if body is not None:
-            body_frame = body.frame(int(position * body.fps) % len(body))
-        face, face_time = None, None
-        if face_stream is not None:
-            newest = face_stream.advance(position)
-            face, face_time = newest.motion, newest.time_s
-        return frame_motion(rig, controls, body_frame, face), face_time
+        return self.state.current_motion()
 
     @torch.no_grad()
-    def tick(self) -> None:
-        """Pose the avatar for now and send one frame to the browser."""
+    def frame(self, moving: bool) -> bool:
+        """Draw one frame: a moving one (server render at the frame-time height), or while still the next
+        refinement step of the server render; returns False when there is nothing to refine."""
+        camera = self.client.camera
+        display = (camera.image_width, camera.image_height) if camera.image_height else None
+        server = self.state.mode == "server render"
+        if not moving:
+            height = self.resolution.refine_height(display and display[1]) if server else None
+            if height is None:
+                return False
+        else:
+            height = self.resolution.moving_height(display and display[1])
+        self.tick(frame_size(height, camera.aspect, display) if server else None, moving=moving)
+        return True
+
+    @torch.no_grad()
+    def tick(self, size: tuple[int, int] | None = None, *, moving: bool = True) -> None:
+        """Pose the avatar for now and send one frame (``size``: the server render's width, height)."""
         now = time.perf_counter()
-        if self.orbit:
+        state = self.state
+        if state.orbit:
             self._orbit_yaw = (self._orbit_yaw + 30.0 * min(now - self._last_tick, 0.2)) % 360.0
             self._place_camera(self._orbit_yaw)
         self._last_tick = now
-        loaded = self.avatar
+        loaded = state.avatar
         if self._scene_avatar is not loaded:
-            self._reset_scene(loaded)
-        motion, face_time = self.current_motion()
+            self.scene.reset()
+            self._scene_avatar = loaded
+        motion, face_time = state.current_motion()
         rig, gaussians = loaded.avatar.rig, loaded.avatar.gaussians
-        mesh = pose_motion_mesh(rig, motion.to(device=self.app.device, dtype=rig.vertices_rest.dtype))
-        posed = pose_from_vertices(gaussians, rig, mesh.vertices)
+        server = state.mode == "server render"
+        overlays = state.show_skeleton or state.show_mesh
+        mesh = None
+        if server or overlays:
+            mesh = pose_motion_mesh(rig, motion.to(device=self.context.device, dtype=rig.vertices_rest.dtype))
         self.last_motion = motion
         with self.client.atomic():
-            if self.mode == "server render":
-                self._send_render(posed)
+            if server:
+                if self._client_avatar is not None:
+                    self.gui.set_client_html(CLIENT_STOP_HTML)
+                    self._client_avatar = self._poses = None
+                if size is None:
+                    camera = self.client.camera
+                    size = frame_size(self.resolution.moving_height(camera.image_height or None), camera.aspect, None)
+                self.scene.send_render(pose_from_vertices(gaussians, rig, mesh.vertices), *size)
+                self.stats.size = size
             else:
-                self._send_splats(posed)
-            self._send_overlays(mesh.T_world_joint[0], rig.parents)
+                if self._client_avatar is not loaded:  # the rig goes once per avatar
+                    self.scene.clear_background()
+                    self.gui.set_client_html(client_html(loaded.avatar, self._pose_key, self._camera_key))
+                    self._client_avatar, self._poses = loaded, PoseSender(self.client, self._pose_key, rig)
+                    self._send_camera()
+                self._poses.send(motion)
+                self.stats.size = (len(gaussians), 0)
+            joints = None if mesh is None else mesh.T_world_joint[0]  # None only when no overlay is on
+            self.scene.send_overlays(joints, rig, skeleton=state.show_skeleton, mesh=state.show_mesh)
         self.client.flush()
         done = time.perf_counter()
-        if self.mode == "server render":
-            self.resolution.update(done - now)
-        self._record(done - now, None if face_time is None else self.clock.position() - face_time)
-
-    def _send_render(self, posed) -> None:
-        from anchorsplat.gaussians.render import render
-
-        if self._splats is not None:
-            self._splats.remove()
-            self._splats = None
-        camera = self.client.camera
-        # viser reports a tab only once its first camera arrived, so the camera is always known here
-        width, height = self.resolution.size(camera.aspect, camera.image_height or None)
-        cams = viser_camera(torch.tensor(camera.wxyz), torch.tensor(camera.position), float(camera.fov), width, height)
-        cams = cams.to(self.app.device)
-        background = torch.tensor(self.settings.background, dtype=torch.float32, device=self.app.device)
-        out = render(posed, cams, backend=self.settings.backend, background=background)
-        image = to_uint8(out.rgb[0, 0])
-        depth = background_depth(out.depth[0, 0], out.alpha[0, 0])
-        self.client.scene.set_background_image(
-            image, format="jpeg", jpeg_quality=self.settings.jpeg_quality, depth=depth
-        )
-        self.stats.size = (width, height)
-
-    def _send_splats(self, posed) -> None:
-        arrays = splat_arrays(posed)
-        if self._splats is None:
-            self.client.scene.set_background_image(None)
-            self._splats = self.client.scene.add_gaussian_splats(
-                "/anchorsplat/splats", arrays.centers, arrays.covariances, arrays.rgbs, arrays.opacities
-            )
-        else:  # one message per frame: centres, covariances and colours land together
-            self._splats.set_gaussians(arrays.centers, arrays.covariances, arrays.rgbs, arrays.opacities)
-        self.stats.size = (len(arrays.centers), 0)
-
-    def _send_overlays(self, T_world_joint, parents) -> None:
-        if self.show_skeleton:
-            points = skeleton_segments(T_world_joint, parents).float().cpu().numpy()
-            if self._skeleton is None:
-                self._skeleton = self.client.scene.add_line_segments(
-                    "/anchorsplat/skeleton", points, (255, 60, 30), thickness=4.0, thickness_units="screen"
-                )
-            else:
-                self._skeleton.points = points
-        elif self._skeleton is not None:
-            self._skeleton.remove()
-            self._skeleton = None
-        if self.show_mesh:
-            if self._mesh is None:
-                self._mesh = self._add_mesh()
-            frames = bone_frames(T_world_joint)
-            for bone, wxyz, position in zip(self._mesh.bones, frames.wxyzs, frames.positions, strict=True):
-                bone.wxyz, bone.position = wxyz, position
-        elif self._mesh is not None:
-            self._mesh.remove()
-            self._mesh = None
-
-    def _add_mesh(self):
-        rig = self.avatar.avatar.rig.to("cpu")
-        weights = torch.zeros(rig.num_vertices, rig.num_joints, dtype=torch.float32)
-        weights.scatter_add_(1, rig.skin_indices, rig.skin_weights.float())
-        joints = rig.joints_rest.float().numpy()
-        return self.client.scene.add_mesh_skinned(
-            "/anchorsplat/mesh", rig.vertices_rest.float().numpy(), rig.faces.numpy(),
-            bone_wxyzs=np.tile([1.0, 0.0, 0.0, 0.0], (rig.num_joints, 1)), bone_positions=joints,
-            skin_weights=weights.numpy(), color=(90, 160, 255), wireframe=True,
-        )  # fmt: skip
-
-    def _reset_scene(self, loaded: LoadedAvatar) -> None:
-        for handle in (self._splats, self._skeleton, self._mesh):
-            if handle is not None:
-                handle.remove()
-        self._splats = self._skeleton = self._mesh = None
-        self._scene_avatar = loaded
+        if server:
+            self.resolution.shown(self.stats.size[1])
+            if moving:
+                self.resolution.adaptive.update(done - now)
+        self._record(done - now, None if face_time is None else state.clock.position() - face_time)
 
     def _record(self, compute_s: float, latency_s: float | None) -> None:
         stats, now = self.stats, time.perf_counter()
         stats.frames += 1
         self.frames_sent += 1
         stats.compute_ms = 0.8 * stats.compute_ms + 0.2 * 1000 * compute_s if stats.compute_ms else 1000 * compute_s
-        if latency_s is not None and self.clock.playing:
+        if latency_s is not None and self.state.clock.playing:
             stats.latency_ms = 1000 * (latency_s + compute_s)
         if now - stats.window_start >= 0.5:
             stats.fps = stats.frames / (now - stats.window_start)
@@ -416,7 +393,8 @@ class ClientSession:
     def _sync_loop(self) -> None:
         """About once a second while playing: read where the browser's audio is and nudge the clock onto it."""
         while not self._closed.wait(1.0):
-            if not self.clock.playing or self.audio_url is None:
+            clock = self.state.clock
+            if not clock.playing or self.state.audio_url is None:
                 continue
             generation = self._audio_generation
             try:
@@ -432,7 +410,7 @@ class ClientSession:
             if paused:
                 continue
             heard = float(current) + max(0.0, time.time() - float(stamp_ms) / 1000.0)
-            offset = heard - self.clock.position()
+            offset = heard - clock.position()
             self.stats.av_offset_ms = 1000.0 * offset
             if 0.03 < abs(offset) < 1.0:  # larger offsets mean clocks that disagree, not audio start-up delay
-                self.clock.nudge(offset)
+                clock.nudge(offset)

@@ -156,14 +156,21 @@
     return out;
   }
 
-  function poseAt(av, t) {
-    const motion = sampleMotion(av, t);
+  function poseAt(av, t, given) {
+    const motion = given || sampleMotion(av, t);
     const A = skinningMatrices(av, motion);
     const centers = morphedCenters(av, motion.weights);
     return { motion, A, centers, posed: posedCenters(av, A, centers) };
   }
 
-  root.AnchorsplatPose = { decode, loadAvatar, sampleMotion, skinningMatrices, morphedCenters, posedCenters, poseAt };
+  /** Per-frame motion as the viewer streams it: {r: base64 xyzw J*4, t: [x, y, z], w: base64 E} -> a motion. */
+  function decodeMotion(av, m) {
+    return { rotations: decode(m.r, Float32Array), root: new Float32Array(m.t), weights: decode(m.w, Float32Array) };
+  }
+
+  root.AnchorsplatPose = {
+    decode, loadAvatar, sampleMotion, skinningMatrices, morphedCenters, posedCenters, poseAt, decodeMotion,
+  };
 
   // ---- rendering ----
 
@@ -296,16 +303,24 @@ void main() {
     return out;
   }
 
-  function start(raw) {
-    const status = document.getElementById("status");
-    const canvas = document.getElementById("view");
+  /**
+   * Start drawing `raw` (the avatar.js payload). The web export calls start(raw); the viewer's client mode passes
+   * `host` hooks: {canvas, motion(time) -> motion | null (null: the avatar's own animation), camera() ->
+   * {rows, t, fovY} | null (null: the orbit camera), background: [r, g, b, a], interactive, title (false: leave
+   * document.title alone), onFrame({frameMs, pose})}. Returns {stop()}.
+   */
+  function start(raw, host) {
+    host = host || {};
+    const status = host.canvas ? { textContent: "" } : document.getElementById("status");
+    const canvas = host.canvas || document.getElementById("view");
+    const setTitle = (text) => { if (host.title !== false) document.title = text; };
     const gl = canvas.getContext("webgl2", { antialias: false, premultipliedAlpha: true, preserveDrawingBuffer: true });
     if (!gl) {
       status.textContent = "This browser has no WebGL2: the avatar cannot be shown.";
-      document.title = "anchorsplat: no webgl2";
-      return;
+      setTitle("anchorsplat: no webgl2");
+      return { stop() {} };
     }
-    const options = hashOptions();
+    const options = host.canvas ? {} : hashOptions();
     if (options.hud === 0) document.getElementById("hud").hidden = true;
     const av = loadAvatar(raw);
     const program = gl.createProgram();
@@ -340,8 +355,8 @@ void main() {
     gl.disable(gl.DEPTH_TEST);
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
-    const bg = raw.background || [0.12, 0.12, 0.14];
-    gl.clearColor(bg[0], bg[1], bg[2], 1);
+    const bg = host.background || raw.background || [0.12, 0.12, 0.14];
+    gl.clearColor(bg[0], bg[1], bg[2], bg.length > 3 ? bg[3] : 1);
 
     // Orbit camera around the rest-pose bounding box.
     let lo = [Infinity, Infinity, Infinity], hi = [-Infinity, -Infinity, -Infinity];
@@ -357,18 +372,20 @@ void main() {
     const cam = { yaw: options.yaw || 0, pitch: options.pitch || 5, distance: (0.6 * extent) / Math.tan(fovY / 2) + 0.5 * extent };
 
     let dragging = null;
-    canvas.addEventListener("pointerdown", (e) => { dragging = [e.clientX, e.clientY]; canvas.setPointerCapture(e.pointerId); });
-    canvas.addEventListener("pointerup", () => { dragging = null; });
-    canvas.addEventListener("pointermove", (e) => {
-      if (!dragging) return;
-      cam.yaw -= (e.clientX - dragging[0]) * 0.4;
-      cam.pitch = Math.max(-85, Math.min(85, cam.pitch + (e.clientY - dragging[1]) * 0.4));
-      dragging = [e.clientX, e.clientY];
-    });
-    canvas.addEventListener("wheel", (e) => { e.preventDefault(); cam.distance *= Math.exp(e.deltaY * 0.001); }, { passive: false });
+    if (host.interactive !== false) {
+      canvas.addEventListener("pointerdown", (e) => { dragging = [e.clientX, e.clientY]; canvas.setPointerCapture(e.pointerId); });
+      canvas.addEventListener("pointerup", () => { dragging = null; });
+      canvas.addEventListener("pointermove", (e) => {
+        if (!dragging) return;
+        cam.yaw -= (e.clientX - dragging[0]) * 0.4;
+        cam.pitch = Math.max(-85, Math.min(85, cam.pitch + (e.clientY - dragging[1]) * 0.4));
+        dragging = [e.clientX, e.clientY];
+      });
+      canvas.addEventListener("wheel", (e) => { e.preventDefault(); cam.distance *= Math.exp(e.deltaY * 0.001); }, { passive: false });
+    }
 
-    const audio = document.getElementById("audio");
-    const playButton = document.getElementById("play");
+    const audio = host.canvas ? null : document.getElementById("audio");
+    const playButton = host.canvas ? null : document.getElementById("play");
     if (audio && playButton) {
       playButton.hidden = false;
       playButton.addEventListener("click", () => { audio.currentTime = 0; audio.play(); });
@@ -417,20 +434,25 @@ void main() {
       for (let i = n - 1; i >= 0; i--) order[--counts[keys[i]]] = i;
     }
 
+    let stopped = false;
     function frame(now) {
+      if (stopped) return;
+      const began = performance.now();
       const width = Math.floor(canvas.clientWidth * devicePixelRatio), height = Math.floor(canvas.clientHeight * devicePixelRatio);
       if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
       let time = (now - clockStart) / 1000;
       if (audio && !audio.paused) time = audio.currentTime;
       if (options.t !== undefined) time = options.t;
-      const pose = poseAt(av, time);
+      const pose = poseAt(av, time, host.motion ? host.motion(time) : null);
       centers.upload(expand4(pose.centers));
       joints.upload(pose.A);
-      const { rows, t } = cameraPose();
+      const view = host.camera ? host.camera() : null;
+      const { rows, t } = view || cameraPose();
+      const fov = view ? view.fovY : fovY;
       sortBackToFront(pose.posed, rows, t);
       gl.bindBuffer(gl.ARRAY_BUFFER, orderBuffer);
       gl.bufferSubData(gl.ARRAY_BUFFER, 0, order);
-      const f = (0.5 * height) / Math.tan(fovY / 2);
+      const f = (0.5 * height) / Math.tan(fov / 2);
       gl.uniformMatrix3fv(u("uRcw"), true, rows.flat());
       gl.uniform3fv(u("uTcw"), t);
       gl.uniform2f(u("uFocal"), f, f);
@@ -444,7 +466,8 @@ void main() {
         frames = 0;
         fpsStart = now;
       }
-      document.title = "anchorsplat: rendered";
+      setTitle("anchorsplat: rendered");
+      if (host.onFrame) host.onFrame({ frameMs: performance.now() - began, pose });
       requestAnimationFrame(frame);
     }
 
@@ -458,9 +481,12 @@ void main() {
 
     status.textContent = `${av.count} Gaussians, ${av.numJoints} joints`;
     requestAnimationFrame(frame);
+    return { stop() { stopped = true; } };
   }
 
-  if (typeof document !== "undefined") {
+  root.AnchorsplatPlayer = { start };
+
+  if (typeof document !== "undefined" && root.ANCHORSPLAT_AVATAR) {
     window.addEventListener("load", () => {
       try {
         start(root.ANCHORSPLAT_AVATAR);

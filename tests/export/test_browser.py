@@ -1,6 +1,7 @@
 """The exports in headless Chromium: three.js loads the glb (joints, morph targets, points, animation, and its
 KHR_gaussian_splatting plugin), its SPZ and Gaussian-splat PLY loaders read our files, three's animation system
-poses the glb like we do, and the web export draws the avatar. One browser session for all of it."""
+poses the glb like we do, three draws the textured surface like our splat render, and the web export draws the
+avatar. One browser session for all of it."""
 
 from __future__ import annotations
 
@@ -11,22 +12,38 @@ import pytest
 import torch
 from jstools import run_node
 
-from anchorsplat.gaussians.conventions import quat_to_matrix
+from anchorsplat.gaussians.conventions import Cameras, intrinsics_from_fov, look_at, quat_to_matrix
 from anchorsplat.gaussians.ply import load_ply
 from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import pose_mesh
-from anchorsplat.gaussians.rigged import SH_C0, pose_lbs, to_lbs
+from anchorsplat.gaussians.rigged import SH_C0, canonical_posed, pose, pose_lbs, to_lbs
 from anchorsplat.gaussians.spz import load_spz
 
 KEYS = (0, 2, 4)  # motion frames checked (10 fps: t = 0, 0.2, 0.4 s)
+SHOT_KEYS = (0, 2)  # frames three.js draws (rest, and a posed frame with the jaw and a blink)
+SHOT_SIZE, SHOT_FOV = 128, 30.0
+
+
+def _shot_camera(avatar) -> dict:
+    """A front camera framing the avatar's rest pose (three.js PerspectiveCamera terms)."""
+    means = canonical_posed(avatar.gaussians, avatar.rig).means[0]
+    centre = (means.min(0).values + means.max(0).values) / 2
+    return {"eye": (centre + torch.tensor([0.0, 0.0, 4.2])).tolist(), "target": centre.tolist(), "fovY": SHOT_FOV,
+            "size": SHOT_SIZE}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def browser(chromium, tmp_path_factory, exported, body_glb, motion) -> dict:
+def browser(chromium, tmp_path_factory, exported, body_glb, surface_glb, dense_avatar, motion) -> dict:
     job = {
         "glb": [
             {"path": str(exported["glb"]), "times": [k / motion.fps for k in KEYS]},
             {"path": str(body_glb), "times": [], "details": False},
+            {
+                "path": str(surface_glb),
+                "times": [k / motion.fps for k in KEYS],
+                "details": False,
+                "shots": [{"time": k / motion.fps, **_shot_camera(dense_avatar)} for k in SHOT_KEYS],
+            },
         ],
         "spz": str(exported["spz"]),
         "ply": str(exported["ply"]),
@@ -56,9 +73,7 @@ def test_three_loads_the_glb_with_the_expected_counts(browser, avatar, motion):
     out = browser["glb"][0]
     rig = avatar.rig
     assert out["bones"] == rig.num_joints
-    (body,) = out["skinnedMeshes"]
-    assert body["bones"] == rig.num_joints and body["boneNames"] == list(rig.joint_names)
-    assert body["vertices"] == rig.num_vertices and body["morphTargets"] == list(rig.expression_names)
+    assert out["skinnedMeshes"] == []  # the rig's body mesh is kept off-scene: no mannequin over the splats
     (points,) = out["points"]
     assert points["count"] == len(avatar.gaussians) and points["morphTargets"] == list(rig.expression_names)
     assert {"skinIndex", "skinWeight"} <= set(points["attributes"])
@@ -71,8 +86,8 @@ def test_three_loads_the_glb_with_the_expected_counts(browser, avatar, motion):
 def test_three_loads_the_anny_body_glb(browser, body_avatar):
     out = browser["glb"][1]
     rig = body_avatar.rig
-    assert out["bones"] == rig.num_joints == 104
-    assert out["skinnedMeshes"][0]["morphTargets"] == list(rig.expression_names) and len(rig.expression_names) == 52
+    assert out["bones"] == rig.num_joints == 104 and out["skinnedMeshes"] == []
+    assert out["points"][0]["morphTargets"] == list(rig.expression_names) and len(rig.expression_names) == 52
     assert out["points"][0]["count"] == len(body_avatar.gaussians) == out["splat"]["count"]
     assert out["warnings"] == []
 
@@ -93,12 +108,66 @@ def test_three_poses_the_glb_like_we_do(browser, avatar, motion, index):
     key = KEYS[index]
     assert posed["time"] == pytest.approx(key / motion.fps)
     inputs = motion_to_rig(motion.frame(slice(key, key + 1)), avatar.rig)
-    body = pose_mesh(avatar.rig, inputs.joint_rotations, inputs.root_translation, inputs.expression).vertices[0]
-    np.testing.assert_allclose(np.reshape(posed["body"], (-1, 3)), body.numpy(), atol=2e-5)
     splats = pose_lbs(to_lbs(avatar.gaussians, avatar.rig), avatar.rig, inputs).means[0]
     np.testing.assert_allclose(np.reshape(posed["splats"], (-1, 3)), splats.numpy(), atol=2e-5)
     if key:
-        assert np.abs(body.numpy() - avatar.rig.vertices_rest.numpy()).max() > 0.05  # the pose really moves it
+        assert np.abs(splats.numpy() - posed_rest(avatar)).max() > 0.05  # the pose really moves it
+
+
+def posed_rest(avatar) -> np.ndarray:
+    return canonical_posed(avatar.gaussians, avatar.rig).means[0].numpy()
+
+
+def test_three_loads_the_textured_surface(browser, dense_avatar, surface):
+    out = browser["glb"][2]
+    assert out["points"] == [] and out["warnings"] == []
+    (mesh,) = out["skinnedMeshes"]
+    assert mesh["name"] == "surface" and mesh["vertices"] == surface.num_vertices and mesh["uv"]
+    assert mesh["boneNames"] == list(dense_avatar.rig.joint_names)
+    assert mesh["morphTargets"] == list(dense_avatar.rig.expression_names)
+    assert mesh["texture"] == {"width": surface.texture.shape[1], "height": surface.texture.shape[0]}
+
+
+@pytest.mark.parametrize("index", range(len(KEYS)))
+def test_three_poses_the_surface_like_we_do(browser, dense_avatar, surface, motion, index):
+    posed = browser["glb"][2]["posed"][index]
+    inputs = motion_to_rig(motion.frame(slice(KEYS[index], KEYS[index] + 1)), dense_avatar.rig)
+    rig = surface.as_rig(dense_avatar.rig)
+    ours = pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression).vertices[0]
+    np.testing.assert_allclose(np.reshape(posed["mesh"], (-1, 3)), ours.numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("index", range(len(SHOT_KEYS)))
+def test_three_draws_the_surface_like_our_splat_render(browser, dense_avatar, motion, index, tmp_path):
+    """three.js's screenshot of the textured surface against our render of the splats in the same pose and
+    camera: masked PSNR (where the splats are opaque) >= 20 dB, and the silhouettes agree."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from anchorsplat.gaussians.render import render
+
+    data = browser["glb"][2]["shots"][index].split(",", 1)[1]
+    shot = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), dtype=np.float64) / 255
+    camera = _shot_camera(dense_avatar)
+    eye, target = torch.tensor([camera["eye"]]), torch.tensor([camera["target"]])
+    K = intrinsics_from_fov(SHOT_FOV, SHOT_SIZE, SHOT_SIZE)
+    cameras = Cameras(look_at(eye, target), K[None], SHOT_SIZE, SHOT_SIZE)
+    key = SHOT_KEYS[index]
+    ours = render(pose(dense_avatar.gaussians, dense_avatar.rig, motion.frame(slice(key, key + 1))), cameras)
+    alpha = ours.alpha[0, 0, ..., 0].numpy()
+    reference = (ours.rgb[0, 0] / ours.alpha[0, 0].clamp_min(1e-6)).numpy()
+    Image.fromarray((np.concatenate([shot, reference * (alpha[..., None] > 0.5)], 1) * 255).astype(np.uint8)).save(
+        tmp_path / "three_vs_ours.png"
+    )
+    drawn = shot.sum(-1) > 0.02
+    opaque = alpha > 0.9
+    assert (drawn & opaque).sum() > 0.85 * opaque.sum()  # three draws the surface where the splats are
+    assert (drawn & (alpha < 0.05)).sum() < 0.1 * opaque.sum()  # ... and little where they are not
+    mask = drawn & opaque
+    psnr = 10 * np.log10(1.0 / float(((shot - reference) ** 2)[mask].mean()))
+    assert psnr >= 20.0, psnr
 
 
 def _assert_three_geometry(out, ours, count: int) -> None:

@@ -57,3 +57,11 @@ def test_rest_pose_glb_has_no_validator_errors(node, exported):
 def test_anny_body_glb_has_no_validator_errors(node, body_glb, body_avatar):
     report = _check(body_glb)
     assert report["info"]["totalVertexCount"] == body_avatar.rig.num_vertices + len(body_avatar.gaussians)
+
+
+def test_surface_glb_has_no_validator_errors_or_warnings(node, surface_glb, surface):
+    """The surface-only file (no splat extension): nothing to filter, 0 errors and 0 warnings."""
+    report = run_node("validate_gltf.mjs", surface_glb, timeout=300)
+    assert report["numErrors"] == 0 and report["numWarnings"] == 0, report["messages"]
+    info = report["info"]
+    assert info["hasSkins"] and info["hasMorphTargets"] and info["hasTextures"] and info["animationCount"] == 1

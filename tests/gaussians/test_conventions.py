@@ -86,7 +86,17 @@ def test_orbit_and_framing_cameras():
 
 
 def test_cameras_reject_bad_shapes():
-    with pytest.raises((ValueError, TypeError)):  # TypeError: the runtime shape checker of the test session
-        from anchorsplat.gaussians.conventions import Cameras
+    from anchorsplat.gaussians.conventions import Cameras
 
-        Cameras(torch.eye(4)[None], torch.eye(3)[None].repeat(2, 1, 1), 10, 10)
+    def unchecked(T, K, width, height):  # the test session's shape checker would refuse first: run __post_init__
+        cams = object.__new__(Cameras)
+        for name, value in {"T_cam_world": T, "Ks": K, "width": width, "height": height}.items():
+            object.__setattr__(cams, name, value)
+        cams.__post_init__()
+
+    with pytest.raises(ValueError, match="Ks must be C x 3 x 3 matching T_cam_world"):
+        unchecked(torch.eye(4)[None], torch.eye(3)[None].repeat(2, 1, 1), 10, 10)
+    with pytest.raises(ValueError, match="T_cam_world must be C x 4 x 4"):
+        unchecked(torch.eye(3)[None], torch.eye(3)[None], 10, 10)
+    with pytest.raises(ValueError, match="image size must be positive"):
+        unchecked(torch.eye(4)[None], torch.eye(3)[None], 0, 10)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+from anchorsplat.gaussians.assets import assets_dir
+
+ASSETS = assets_dir()
 SAMPLE_SPEECH = ASSETS / "sample_speech.flac"
 SAMPLE_TIMING = ASSETS / "sample_speech.json"
 

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from anchorsplat.gaussians.assets import assets_dir
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion, save_motion
 from anchorsplat.runtime.audio import Audio
 from anchorsplat.runtime.channels import EXPRESSION_NAMES, combine_motion, motion_for_rig
 from anchorsplat.runtime.player import StreamingPlayer, iter_frames, play
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = assets_dir()
 
 RES = 48
 ELBOW = SMPLX_JOINT_NAMES.index("left_elbow")

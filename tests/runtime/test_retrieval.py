@@ -1,5 +1,6 @@
-"""Style retrieval (seed 003): no references = the base model; references shift the output toward the person's
-style on unseen audio; the personalised stream stays causal."""
+"""Style retrieval ("Personalizing Causal Audio-Driven Facial Motion via Dynamic Multi-modal Retrieval"): no
+references = the base model; references shift the output toward the person's style on unseen audio; the
+personalised stream stays causal."""
 
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+from anchorsplat.gaussians.assets import assets_dir
+
+ASSETS = assets_dir()
 SAMPLE_SPEECH = ASSETS / "sample_speech.flac"
 
 

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import torch
+from wire import camera_message
 
 from anchorsplat.gaussians.conventions import look_at, project_points, quat_to_matrix
 from anchorsplat.gaussians.rig import forward_kinematics
@@ -15,7 +16,6 @@ from anchorsplat.viewer.scene import (
     splat_arrays,
     viser_camera,
 )
-from anchorsplat.viewer.wire import camera_message
 
 
 def test_viser_camera_matches_look_at_and_centres_the_target():

@@ -10,7 +10,9 @@ import pytest
 
 pytest.importorskip("viser")
 
-from anchorsplat.viewer.wire import ScriptedClient, decode_jpeg  # noqa: E402
+from wire import ScriptedClient, decode_jpeg  # noqa: E402
+
+from anchorsplat.gaussians.assets import asset_path
 
 
 def _session(app, timeout: float = 10.0):
@@ -49,7 +51,8 @@ def test_client_gets_frames_and_gui_changes_the_avatar(app, front_view):
         assert client.wait_for(lambda c: len(c.frames) >= 1), "no frame arrived"
         first = client.frames[-1]
         image = decode_jpeg(first["rgb_data"])
-        assert image.shape == (192, 128, 3) or image.shape[0] <= 240
+        h, w = image.shape[:2]
+        assert image.shape[2] == 3 and 16 <= h <= 240 and w / h == pytest.approx(160 / 240, abs=0.02)
         mask = _avatar_pixels(first)
         h, w = mask.shape
         assert mask[h // 3 : 2 * h // 3, w // 2 - 3 : w // 2 + 3].mean() > 0.8, "the torso is not in the middle"
@@ -88,7 +91,8 @@ def test_tabs_have_their_own_camera_and_a_closed_tab_frees_its_session(app, fron
         wb = decode_jpeg(b.frames[-1]["rgb_data"]).shape[1]
         assert wa < wb  # each tab's own aspect
         front, side = _avatar_pixels(a.frames[-1]), _avatar_pixels(b.frames[-1])
-        assert front.mean() > 1.3 * side.mean() * (front.size / side.size) or front.mean() > side.mean()
+        # same height, same distance: the T-posed body seen from the front covers more pixels than its profile
+        assert front.sum() > 1.3 * side.sum()
         sessions = dict(app.sessions)
         b.close()
         assert a.wait_for(lambda _: len(app.sessions) == 1, timeout=10.0)
@@ -112,9 +116,10 @@ def test_client_splats_mode_and_bad_uploads(app, front_view, speech_path):
         assert client.wait_for(lambda c: len(c.frames) >= 1)
         session = _session(app)
         client.set_gui_value(session.gui.mode._impl.uuid, "client splats")
-        assert client.wait_for(lambda c: len(c.of_type("GaussianSplatsMessage")) >= 1)
-        splats = client.of_type("GaussianSplatsMessage")[-1]
-        assert len(splats["props"]["buffer"]) == 800 * 32  # 8 uint32 per Gaussian
+        # the browser's player gets the avatar once (800 Gaussians), then poses only
+        assert client.wait_for(
+            lambda c: any('"count": 800' in m["updates"].get("content", "") for m in c.of_type("GuiUpdateMessage"))
+        )
 
         uuid = session.gui.audio_upload._impl.uuid
         client.upload(uuid, "notes.txt", b"not a recording at all" * 50)
@@ -129,28 +134,27 @@ def test_client_splats_mode_and_bad_uploads(app, front_view, speech_path):
 
         client.upload(uuid, speech_path.name, speech_path.read_bytes(), mime_type="audio/flac")
         assert client.wait_for(lambda _: session.face is not None, timeout=20.0)
-        count = len(client.of_type("GaussianSplatsUpdateMessage")) + len(client.of_type("SceneNodeUpdateMessage"))
+        count = len(client.of_type("LocalStorageSetItemMessage"))
         client.send(
             {"type": "GuiUpdateMessage", "uuid": session.gui.play_button._impl.uuid, "updates": {"value": True}}
         )
         assert client.wait_for(lambda _: session.clock.playing, timeout=5.0)
-        time.sleep(1.0)
+        assert client.wait_for(lambda _: session.frames_sent > 5, timeout=30.0)  # frames keep coming while playing
         html = [m for m in client.of_type("GuiUpdateMessage") if "content" in m["updates"]]
         assert any(
             "<audio" in m["updates"]["content"] and "data:audio/wav;base64," in m["updates"]["content"] for m in html
         )
-        assert session.frames_sent > 5 and session.stats.latency_ms is not None and session.stats.latency_ms < 500
-        assert len(client.messages) > count
+        assert session.frames_sent > 5 and session.stats.latency_ms is not None  # its figure: bench/play.py
+        assert len(client.of_type("LocalStorageSetItemMessage")) > count + 5  # poses streamed while playing
     finally:
         client.close()
 
 
 def test_default_anny_avatar_gets_arkit_sliders_and_a_frame():
-    from pathlib import Path
 
     from anchorsplat.viewer.app import ViewerApp, ViewerSettings
 
-    path = Path(__file__).resolve().parents[2] / "assets" / "body.anchorsplat"
+    path = asset_path("body.anchorsplat")
     assert path.is_file(), f"{path} is missing (the demo avatar ships with the repository)"
     app = ViewerApp(path, ViewerSettings(port=0, model="baseline", max_resolution=128, fps=10.0))
     client = ScriptedClient(app.url)

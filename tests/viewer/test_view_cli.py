@@ -8,8 +8,8 @@ pytest.importorskip("viser")
 
 
 def test_view_command_serves_the_page_and_stops(tmp_path, avatar, capsys):
-    from anchorsplat.configs import ViewConfig
     from anchorsplat.cmd_view import view_command
+    from anchorsplat.configs import ViewConfig
     from anchorsplat.gaussians.io import save_avatar
 
     path = save_avatar(tmp_path / "tiny.anchorsplat", avatar)

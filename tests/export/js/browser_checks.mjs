@@ -21,6 +21,7 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const threeRoot = join(here, "node_modules", "three");
+const vrmRoot = join(here, "node_modules", "@pixiv", "three-vrm", "lib");
 const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const ORIGIN = "http://anchorsplat.test";
 const MIME = { ".js": "text/javascript", ".html": "text/html", ".json": "application/json" };
@@ -30,6 +31,7 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><script type="imp
     "three/webgpu": "/three/build/three.webgpu.js",
     "three/tsl": "/three/build/three.tsl.js",
     "three/addons/": "/three/examples/jsm/",
+    "@pixiv/three-vrm": "/three-vrm/three-vrm.module.js",
   },
 })}</script></head><body></body></html>`;
 
@@ -52,7 +54,7 @@ const out = {};
 const pageErrors = [];
 try {
   const files = {};
-  for (const key of ["spz", "ply"]) if (job[key]) files[`/files/${key}${extname(job[key])}`] = resolve(job[key]);
+  for (const key of ["spz", "ply", "vrm"]) if (job[key]) files[`/files/${key}${extname(job[key])}`] = resolve(job[key]);
   (job.glb || []).forEach((g, i) => { files[`/files/glb${i}.glb`] = resolve(g.path); });
   await context.route("**/*", async (route) => {
     const url = new URL(route.request().url());
@@ -68,6 +70,12 @@ try {
         body = readFileSync(path);
         type = MIME[extname(path)] || type;
       }
+    } else if (url.pathname.startsWith("/three-vrm/")) {
+      const path = resolve(vrmRoot, "." + url.pathname.slice("/three-vrm".length));
+      if (path.startsWith(vrmRoot) && existsSync(path)) {
+        body = readFileSync(path);
+        type = "text/javascript";
+      }
     } else if (files[url.pathname]) {
       body = readFileSync(files[url.pathname]);
     }
@@ -76,14 +84,17 @@ try {
   });
   const page = await context.newPage();
   page.on("pageerror", (e) => pageErrors.push(String(e)));
-  if (job.glb || job.spz || job.ply) {
+  if (job.glb || job.spz || job.ply || job.vrm) {
     await page.goto(`${ORIGIN}/index.html`);
     out.glb = [];
     for (const [i, g] of (job.glb || []).entries()) {
-      out.glb.push(await page.evaluate(checkGlb, { url: `/files/glb${i}.glb`, times: g.times || [], details: g.details !== false }));
+      out.glb.push(await page.evaluate(checkGlb, {
+        url: `/files/glb${i}.glb`, times: g.times || [], details: g.details !== false, shots: g.shots || [],
+      }));
     }
     if (job.spz) out.spz = await page.evaluate(checkSplatFile, { url: `/files/spz${extname(job.spz)}`, loader: "SPZLoader" });
     if (job.ply) out.ply = await page.evaluate(checkSplatFile, { url: `/files/ply${extname(job.ply)}`, loader: "GaussianSplatPLYLoader" });
+    if (job.vrm) out.vrm = await page.evaluate(checkVrm, { url: `/files/vrm${extname(job.vrm)}` });
   }
   if (job.web) out.web = await checkWeb(page, job.web, job.webTimes || []);
 } finally {
@@ -95,7 +106,7 @@ console.log(JSON.stringify(out));
 
 // ---- in-page functions (serialised by playwright: no closures over this module) ----
 
-async function checkGlb({ url, times, details }) {
+async function checkGlb({ url, times, details, shots }) {
   const THREE = await import("three");
   const { GLTFLoader } = await import("three/addons/loaders/GLTFLoader.js");
   const { GLTFGaussianSplatLoaderExtension } = await import("three/addons/loaders/GLTFGaussianSplatLoaderExtension.js");
@@ -110,15 +121,18 @@ async function checkGlb({ url, times, details }) {
   console.warn = warn;
 
   const result = { bones: 0, skinnedMeshes: [], points: [], animations: [], warnings, posed: [] };
-  let body = null, splats = null;
+  let mesh = null, splats = null;
   gltf.scene.traverse((o) => {
     if (o.isBone) result.bones += 1;
     const morphs = o.morphTargetDictionary ? Object.keys(o.morphTargetDictionary) : [];
     if (o.isSkinnedMesh) {
-      body = o;
+      mesh = o;
+      const map = o.material && o.material.map;
       result.skinnedMeshes.push({
         name: o.name, vertices: o.geometry.attributes.position.count, bones: o.skeleton.bones.length,
         boneNames: o.skeleton.bones.map((b) => b.name), morphTargets: morphs,
+        uv: Boolean(o.geometry.attributes.uv),
+        texture: map && map.image ? { width: map.image.width, height: map.image.height } : null,
       });
     } else if (o.isPoints) {
       splats = o;
@@ -142,39 +156,115 @@ async function checkGlb({ url, times, details }) {
     }
   }
 
-  // Engine-side posing: three's animation system drives the nodes; the body is skinned by three itself, the
-  // splat centres with three's bone matrices and the file's per-splat joints and weights.
+  // Engine-side posing: three's animation system drives the nodes; the surface is skinned by three itself, the
+  // splat centres with the skin's joints (three's own node objects) and inverse bind matrices and the file's
+  // per-splat joints and weights (three does not skin points).
+  const skinDef = gltf.parser.json.skins[0];
+  const bones = await Promise.all(skinDef.joints.map((j) => gltf.parser.getDependency("node", j)));
+  const ibm = await gltf.parser.getDependency("accessor", skinDef.inverseBindMatrices);
+  const inverses = bones.map((_, j) => new THREE.Matrix4().fromArray(ibm.array, 16 * j));
   const mixer = gltf.animations.length ? new THREE.AnimationMixer(gltf.scene) : null;
   if (mixer) mixer.clipAction(gltf.animations[0]).play();
   for (const t of times) {
     if (mixer) mixer.setTime(t);
     gltf.scene.updateMatrixWorld(true);
-    const entry = { time: t, body: [], splats: [] };
+    const entry = { time: t, mesh: [], splats: [] };
     const v = new THREE.Vector3();
-    for (let i = 0; i < body.geometry.attributes.position.count; i++) {
-      body.getVertexPosition(i, v);
-      entry.body.push(v.x, v.y, v.z);
+    if (mesh) {
+      for (let i = 0; i < mesh.geometry.attributes.position.count; i++) {
+        mesh.getVertexPosition(i, v);
+        entry.mesh.push(v.x, v.y, v.z);
+      }
     }
-    const g = splats.geometry, pos = g.attributes.position, idx = g.attributes.skinIndex, wt = g.attributes.skinWeight;
-    const targets = g.morphAttributes.position || [], influences = splats.morphTargetInfluences || [];
-    const bones = body.skeleton.bones, inverses = body.skeleton.boneInverses;
-    const jointMatrices = bones.map((b, j) => new THREE.Matrix4().multiplyMatrices(b.matrixWorld, inverses[j]));
-    const p = new THREE.Vector3(), q = new THREE.Vector3(), acc = new THREE.Vector3();
-    for (let i = 0; i < pos.count; i++) {
-      p.fromBufferAttribute(pos, i);
-      for (let e = 0; e < targets.length; e++) {
-        if (influences[e]) p.addScaledVector(q.fromBufferAttribute(targets[e], i), influences[e]);
+    if (splats) {
+      const g = splats.geometry, pos = g.attributes.position, idx = g.attributes.skinIndex, wt = g.attributes.skinWeight;
+      const targets = g.morphAttributes.position || [], influences = splats.morphTargetInfluences || [];
+      const jointMatrices = bones.map((b, j) => new THREE.Matrix4().multiplyMatrices(b.matrixWorld, inverses[j]));
+      const p = new THREE.Vector3(), q = new THREE.Vector3(), acc = new THREE.Vector3();
+      for (let i = 0; i < pos.count; i++) {
+        p.fromBufferAttribute(pos, i);
+        for (let e = 0; e < targets.length; e++) {
+          if (influences[e]) p.addScaledVector(q.fromBufferAttribute(targets[e], i), influences[e]);
+        }
+        acc.set(0, 0, 0);
+        for (let k = 0; k < 4; k++) {
+          const w = wt.getComponent(i, k);
+          if (w) acc.addScaledVector(q.copy(p).applyMatrix4(jointMatrices[idx.getComponent(i, k)]), w);
+        }
+        entry.splats.push(acc.x, acc.y, acc.z);
       }
-      acc.set(0, 0, 0);
-      for (let k = 0; k < 4; k++) {
-        const w = wt.getComponent(i, k);
-        if (w) acc.addScaledVector(q.copy(p).applyMatrix4(jointMatrices[idx.getComponent(i, k)]), w);
-      }
-      entry.splats.push(acc.x, acc.y, acc.z);
     }
     result.posed.push(entry);
   }
+  // Screenshots of the textured mesh (WebGL, unlit: the texture holds the lit colour) at a pose and a camera:
+  // {time, eye, target, fovY, size} -> a PNG data URL, compared with our splat render by the test.
+  result.shots = [];
+  if (shots.length) {
+    const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
+    renderer.setPixelRatio(1);
+    renderer.setClearColor(0x000000, 1);
+    gltf.scene.traverse((o) => {
+      if (o.isSkinnedMesh) {
+        o.material = new THREE.MeshBasicMaterial({ map: o.material.map, side: THREE.FrontSide });
+        o.frustumCulled = false;
+      }
+      if (o.isPoints) o.visible = false;
+    });
+    for (const shot of shots) {
+      renderer.setSize(shot.size, shot.size, false);
+      if (mixer) mixer.setTime(shot.time);
+      gltf.scene.updateMatrixWorld(true);
+      const camera = new THREE.PerspectiveCamera(shot.fovY, 1, 0.01, 100);
+      camera.position.set(...shot.eye);
+      camera.up.set(0, 1, 0);
+      camera.lookAt(...shot.target);
+      renderer.render(gltf.scene, camera);
+      result.shots.push(renderer.domElement.toDataURL("image/png"));
+    }
+    renderer.dispose();
+  }
   return result;
+}
+
+// three-vrm (@pixiv/three-vrm) loads the .vrm: its humanoid, expressions and meta; setting the "aa" expression
+// to 1 must move the mesh (read back with morphs and skinning applied, as three draws it).
+async function checkVrm({ url }) {
+  const THREE = await import("three");
+  const { GLTFLoader } = await import("three/addons/loaders/GLTFLoader.js");
+  const { VRMLoaderPlugin } = await import("@pixiv/three-vrm");
+  const loader = new GLTFLoader();
+  loader.register((parser) => new VRMLoaderPlugin(parser));
+  const gltf = await loader.parseAsync(await (await fetch(url)).arrayBuffer(), "");
+  const vrm = gltf.userData.vrm;
+  if (!vrm) return { loaded: false };
+  const bones = {};
+  for (const name of ["hips", "spine", "head", "leftUpperArm", "leftHand", "rightFoot", "jaw"]) {
+    const node = vrm.humanoid.getRawBoneNode(name);
+    bones[name] = node ? node.name : null;
+  }
+  let mesh = null;
+  vrm.scene.traverse((o) => { if (o.isSkinnedMesh && o.name === "surface") mesh = o; });
+  const read = () => {
+    vrm.scene.updateMatrixWorld(true);
+    const v = new THREE.Vector3(), out = [];
+    for (let i = 0; i < mesh.geometry.attributes.position.count; i++) {
+      mesh.getVertexPosition(i, v);
+      out.push(v.x, v.y, v.z);
+    }
+    return out;
+  };
+  vrm.expressionManager.setValue("aa", 0);
+  vrm.update(0);
+  const neutral = read();
+  vrm.expressionManager.setValue("aa", 1);
+  vrm.update(0);
+  const influences = Array.from(mesh.morphTargetInfluences);
+  const open = read();
+  return {
+    loaded: true, metaVersion: vrm.meta.metaVersion, name: vrm.meta.name, bones,
+    expressions: vrm.expressionManager.expressions.map((e) => e.expressionName),
+    influences, neutral, open,
+  };
 }
 
 async function checkSplatFile({ url, loader }) {

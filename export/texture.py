@@ -1,0 +1,113 @@
+"""UVs and a colour texture for the extracted surface: xatlas (through trimesh) unwraps it, and each texel takes
+the colour the splat renders show at its surface point.
+
+Baking: every texel centre is mapped to its point on the surface through the UV layout
+(:func:`~anchorsplat.export.raycast.rasterize_uv`), projected into every render, and kept where that render saw
+it (the render's depth agrees with the point's within a few voxels and the splats are opaque there). Views blend
+with weight ``alpha * cos^4 * (f / z)^2`` (the angle between the surface normal and the view ray, and pixels per
+metre squared), so each texel comes mostly from the views that face it from closest (the head close-ups).
+Texels no view saw (and the gutter between charts, so that mip-mapping does not bleed black in) take the colour
+of the nearest texel that was seen.
+
+Textures larger than ``BAKE_MAX`` are baked at ``BAKE_MAX`` and upsampled (bilinear): the renders resolve no
+finer detail than that over a whole body, and each doubling costs four times the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .extract import FusedMesh, RGBDViews
+from .raycast import rasterize_uv
+
+BAKE_MAX = 1024
+
+
+@dataclass(frozen=True, eq=False)
+class UVMesh:
+    """A mesh with one UV per vertex (seams split), glTF UV convention (v down)."""
+
+    vertices: np.ndarray  # V 3
+    faces: np.ndarray  # F 3
+    uvs: np.ndarray  # V 2
+    source_vertex: np.ndarray  # V: the vertex of the unwrapped mesh each one was split from
+
+
+def unwrap(mesh: FusedMesh) -> UVMesh:
+    """Charts and a packed UV atlas from xatlas, through trimesh."""
+    import trimesh
+
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    import xatlas
+
+    vmap, faces, uvs = xatlas.parametrize(tm.vertices.astype(np.float32), tm.faces.astype(np.uint32))
+    # xatlas's v axis points up (OpenGL); glTF's texture origin is the top-left corner.
+    uvs = np.stack([uvs[:, 0], 1.0 - uvs[:, 1]], axis=1).astype(np.float64)
+    vmap = vmap.astype(np.int64)
+    return UVMesh(mesh.vertices[vmap], faces.astype(np.int64), uvs, vmap)
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    tri = vertices[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+def bake_texture(mesh: UVMesh, views: RGBDViews, size: int, tolerance: float, *, alpha_min: float = 0.5) -> np.ndarray:
+    """An sRGB ``size`` x ``size`` x 3 uint8 texture of ``mesh`` from the renders ``views`` (see the module doc)."""
+    if size > BAKE_MAX:
+        from PIL import Image
+
+        small = bake_texture(mesh, views, BAKE_MAX, tolerance, alpha_min=alpha_min)
+        return np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BILINEAR))
+    hits = rasterize_uv(mesh.uvs, mesh.faces, size)
+    inside = np.nonzero(hits.face >= 0)[0]
+    faces = hits.face[inside]
+    points = np.einsum("rk,rkc->rc", hits.barycentric[inside], mesh.vertices[mesh.faces[faces]])
+    normals = face_normals(mesh.vertices, mesh.faces)[faces]
+    total = np.zeros((len(inside), 3))
+    weight = np.zeros(len(inside))
+    cams = views.cameras
+    rgb, alpha, depth = (t.detach().cpu().float().numpy() for t in (views.rgb, views.alpha, views.depth))
+    T = cams.T_cam_world.detach().cpu().double().numpy()
+    Ks = cams.Ks.detach().cpu().double().numpy()
+    points32, normals32 = points.astype(np.float32), normals.astype(np.float32)
+    for c in range(len(cams)):
+        R, t, K = T[c, :3, :3].astype(np.float32), T[c, :3, 3].astype(np.float32), Ks[c].astype(np.float32)
+        eye = -R.T @ t
+        toward = points32 - eye  # camera -> point, world
+        # Back-facing texels first (half of them): the rest of the work is on the ones that can be seen.
+        front = np.nonzero((normals32 * toward).sum(1) < 0)[0]
+        p_cam = points32[front] @ R.T + t
+        z = p_cam[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            px, py = K[0, 0] * p_cam[:, 0] / z + K[0, 2], K[1, 1] * p_cam[:, 1] / z + K[1, 2]
+        col, row = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
+        ok = np.nonzero((z > 0) & (col >= 0) & (col < cams.width) & (row >= 0) & (row < cams.height))[0]
+        col, row, z = col[ok], row[ok], z[ok]
+        a = alpha[c, row, col]
+        seen = (a >= alpha_min) & (np.abs(depth[c, row, col] - z) < tolerance)
+        col, row, z, a, idx = col[seen], row[seen], z[seen], a[seen], front[ok[seen]]
+        ray = toward[idx] / np.linalg.norm(toward[idx], axis=1, keepdims=True)
+        facing = -(normals32[idx] * ray).sum(1)
+        w = a * facing**4 * (K[0, 0] / z) ** 2  # cos^4, and the pixel footprint: close views win
+        total[idx] += w[:, None] * rgb[c, row, col] / a[:, None]  # un-premultiplied colour
+        weight[idx] += w
+    seen = weight > 1e-6
+    texture = np.zeros((size * size, 3))
+    texture[inside[seen]] = total[seen] / weight[seen, None]
+    known = np.zeros(size * size, dtype=bool)
+    known[inside[seen]] = True
+    return _fill_from_nearest(texture.reshape(size, size, 3), known.reshape(size, size))
+
+
+def _fill_from_nearest(texture: np.ndarray, known: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    if not known.any():
+        raise ValueError("no texel of the surface was seen by any render: the texture would be empty")
+    _, (rows, cols) = ndimage.distance_transform_edt(~known, return_indices=True)
+    filled = texture[rows, cols]
+    return (np.clip(filled, 0, 1) * 255 + 0.5).astype(np.uint8)
