@@ -21,8 +21,8 @@ def vae_factors(vae) -> tuple[int, int]:
     saved before diffusers had those keys fall back to the downsampling stages."""
     cfg = vae.config
     temporal = getattr(cfg, "scale_factor_temporal", None) or 2 ** sum(cfg.temperal_downsample)
-    spatial = 2 ** len(cfg.temperal_downsample)
-    if False:
+    spatial = getattr(cfg, "scale_factor_spatial", None)
+    if not spatial:
         spatial = 2 ** len(cfg.temperal_downsample) * (getattr(cfg, "patch_size", None) or 1)
     return int(temporal), int(spatial)
 
