@@ -27,8 +27,13 @@ def test_tab_cap_refuses_one_more_with_a_message(avatar, front_view):
         for _ in range(3):
             clients.append(ScriptedClient(app.url))
             clients[-1].send_camera(*front_view, width=64, height=96)
-        assert clients[0].wait_for(lambda _: app.refused == 1 and len(app.sessions) == 2)
-        refused = [c for c in clients if any("Viewer full" in str(m) for m in c.of_type("NotificationShowMessage"))]
+
+        def refused_tabs() -> list[ScriptedClient]:
+            return [c for c in clients if any("Viewer full" in str(m) for m in c.of_type("NotificationShowMessage"))]
+
+        # the server counts the refusal before its message reaches that tab: wait for both
+        assert clients[0].wait_for(lambda _: app.refused == 1 and len(app.sessions) == 2 and len(refused_tabs()) == 1)
+        refused = refused_tabs()
         assert len(refused) == 1 and "--max-tabs" in str(refused[0].of_type("NotificationShowMessage"))
         served = next(c for c in clients if c is not refused[0])
         served.close()  # a slot frees up: the next tab is served

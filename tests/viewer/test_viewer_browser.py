@@ -18,6 +18,8 @@ import pytest
 
 pytest.importorskip("viser")
 
+from browser_tools import DevTools  # noqa: E402  (next to this test)
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -25,27 +27,6 @@ FLAGS = (
     "--disable-component-update", "--disable-sync", "--enable-unsafe-swiftshader", "--window-size=900,600",
     "--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0",
 )  # fmt: skip
-
-
-class DevTools:
-    def __init__(self, ws_url: str):
-        from websockets.sync.client import connect
-
-        self._ws = connect(ws_url, max_size=None)
-        self._id = 0
-
-    def call(self, method: str, **params) -> dict:
-        self._id += 1
-        self._ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self._ws.recv(timeout=30.0))
-            if reply.get("id") == self._id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def close(self) -> None:
-        self._ws.close()
 
 
 def _open_chromium(profile: Path) -> tuple[subprocess.Popen, DevTools]:
