@@ -132,8 +132,6 @@ def load_subject(path: str | os.PathLike) -> SubjectFit:
 
 
 def _subject_from(data: dict, path: Path) -> SubjectFit:
-    from PIL import Image
-
     w, h = int(data["image"]["width"]), int(data["image"]["height"])
     camera = Cameras(torch.tensor(data["camera"]["T_cam_world"], dtype=torch.float32)[None],
                      torch.tensor(data["camera"]["Ks"], dtype=torch.float32)[None], w, h)  # fmt: skip
@@ -143,22 +141,8 @@ def _subject_from(data: dict, path: Path) -> SubjectFit:
     zero = Motion.zeros(1, names)
     motion = Motion(**{k: v if v is not None else getattr(zero, k) for k, v in parts.items()},
                     expression_names=names, fps=float(m.get("fps", 30.0)))  # fmt: skip
-    mask_path = path.parent / data["mask"]
-    if not mask_path.is_file():
-        raise ValueError(f"{path}: its mask {mask_path} is missing; keep the mask PNG next to the JSON")
-    with Image.open(mask_path) as img:
-        mask = np.asarray(img.convert("L"))
-    if mask.shape != (h, w):
-        raise ValueError(f"{path}: the mask is {mask.shape[1]} x {mask.shape[0]}, the image {w} x {h}")
-    parts = None
-    if "parts" in data:
-        parts_path = path.parent / data["parts"]
-        if not parts_path.is_file():
-            raise ValueError(f"{path}: its part labels {parts_path} are missing; keep the PNG next to the JSON")
-        with Image.open(parts_path) as img:
-            parts = np.asarray(img.convert("L"))
-        if parts.shape != (h, w):
-            raise ValueError(f"{path}: the part labels are {parts.shape[1]} x {parts.shape[0]}, the image {w} x {h}")
+    mask = _label_png(path, data["mask"], "mask", "is", "the mask PNG", (h, w))
+    parts = _label_png(path, data["parts"], "part labels", "are", "the PNG", (h, w)) if "parts" in data else None
     points = data.get("keypoints", [])
     targets = Targets(
         tuple(p["name"] for p in points), torch.tensor([p["xy"] for p in points], dtype=torch.float32).reshape(-1, 2),
@@ -191,3 +175,18 @@ def check_subject_for(fit: SubjectFit, image: np.ndarray, rig: Rig) -> None:
             f"the subject parameters have shape coefficients {fit.shape_names}, the rig {expected}: refit the "
             "subject with this rig"
         )
+
+
+def _label_png(json_path: Path, name: str, what: str, verb: str, keep: str, size: tuple[int, int]) -> np.ndarray:
+    """A grey PNG stored beside a subject JSON (its mask or part labels), checked to match the photo's size."""
+    from PIL import Image
+
+    png = json_path.parent / name
+    if not png.is_file():
+        raise ValueError(f"{json_path}: its {what} {png} {verb} missing; keep {keep} next to the JSON")
+    with Image.open(png) as img:
+        out = np.asarray(img.convert("L"))
+    if out.shape != size:
+        h, w = size
+        raise ValueError(f"{json_path}: the {what} {verb} {out.shape[1]} x {out.shape[0]}, the image {w} x {h}")
+    return out

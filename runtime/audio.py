@@ -50,11 +50,7 @@ def load_audio(source: str | os.PathLike | Audio, *, sample_rate: int = SAMPLE_R
     """
     if isinstance(source, Audio):
         return Audio(as_mono(source.samples, source.sample_rate, sample_rate, what="audio"), sample_rate)
-    path = Path(source)
-    if not path.exists():
-        raise ValueError(f"audio file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"audio path {path} is a folder: pass an audio file (wav, flac, ogg, mp3)")
+    path = _audio_file(source)
     samples, rate = _decode(path)
     return Audio(as_mono(samples, rate, sample_rate, what=f"audio file {path}"), sample_rate)
 
@@ -207,11 +203,7 @@ def stream_audio(
         ValueError: as :func:`load_audio` (a missing, unreadable or empty file, NaN or infinite samples); the
             file's opening and first block are checked when the first chunk is asked for.
     """
-    path = Path(source)
-    if not path.exists():
-        raise ValueError(f"audio file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"audio path {path} is a folder: pass an audio file (wav, flac, ogg, mp3)")
+    path = _audio_file(source)
     rate, blocks = _open_blocks(path)
     what = f"audio file {path}"
     resampler = Resampler(rate, sample_rate)
@@ -328,3 +320,13 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> 
         return np.asarray(samples, dtype=np.float32).reshape(-1)
     r = Resampler(rate_in, rate_out)
     return np.concatenate([r.process(samples), r.flush()])
+
+
+def _audio_file(source: str | os.PathLike) -> Path:
+    """``source`` as a path to an existing file (one clear line for a missing path or a folder)."""
+    path = Path(source)
+    if not path.exists():
+        raise ValueError(f"audio file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"audio path {path} is a folder: pass an audio file (wav, flac, ogg, mp3)")
+    return path
