@@ -1,6 +1,6 @@
 """Fixtures for the export tests: a tiny synthetic avatar, a seeded motion, the exported files (made once per
 session), and the external checkers: node with the npm packages of ``tests/export/js`` (gltf-validator, three,
-playwright-core; ``npm ci --prefix tests/export/js``) and the system Chromium (Debian package ``chromium``).
+Babylon.js, playwright-core; ``npm ci --prefix tests/export/js``) and the system Chromium (Debian package ``chromium``).
 
 CI installs all of them, so a missing package or browser fails the test with the command that installs it.
 Only a machine without node at all skips these checks (saying so); ``ANCHORSPLAT_REQUIRE_EXPORT_TOOLS=1`` turns
@@ -35,7 +35,7 @@ def node() -> str:
         if REQUIRE_TOOLS:
             pytest.fail(message)
         pytest.skip(message)
-    for package in ("gltf-validator", "three", "playwright-core"):
+    for package in ("gltf-validator", "three", "playwright-core", "@babylonjs/core", "@babylonjs/loaders"):
         if not (JS_DIR / "node_modules" / package / "package.json").is_file():
             pytest.fail(f"the npm package {package} is not installed in {JS_DIR}: {NPM_HINT}")
     return path
