@@ -20,6 +20,7 @@ from anchorsplat.gaussians.rigged import canonical_posed
 from anchorsplat.gaussians.surface import SkinnedSurface
 
 from .extract import clean_and_decimate, fuse_tsdf, render_views, view_cameras, voxel_size_for
+from .mouth import MeshArrays, add_mouth
 from .texture import bake_texture, unwrap
 from .transfer import transfer_expressions, transfer_skinning
 
@@ -36,6 +37,8 @@ class SurfaceOptions:
     """Width and height of the RGB-D renders the surface and texture come from."""
     backend: Backend = "auto"
     """Renderer for the RGB-D views."""
+    mouth: bool = True
+    """Cut the lips apart and put a dark mouth cavity behind them (when the rig has ``jawOpen``)."""
 
 
 @dataclass
@@ -86,13 +89,17 @@ def extract_surface(
     expressions = transfer_expressions(rig, mesh.vertices, mesh.faces)
     times.seconds["rig_transfer"] = round(time.perf_counter() - start, 3)
     src = uv_mesh.source_vertex
+    arrays = MeshArrays(uv_mesh.vertices, uv_mesh.faces, uv_mesh.uvs, texture, skin_idx[src], skin_w[src],
+                        expressions[:, src])  # fmt: skip
+    if options.mouth and "jawOpen" in rig.expression_names:
+        arrays = times.run("mouth", add_mouth, arrays, rig.expression_names.index("jawOpen"))
     dtype, device = rig.vertices_rest.dtype, rig.vertices_rest.device
     return SkinnedSurface(
-        torch.as_tensor(uv_mesh.vertices, dtype=dtype, device=device),
-        torch.as_tensor(uv_mesh.faces, device=device),
-        torch.as_tensor(uv_mesh.uvs, dtype=dtype, device=device),
-        np.ascontiguousarray(texture),
-        torch.as_tensor(skin_idx[src], device=device),
-        torch.as_tensor(skin_w[src], dtype=dtype, device=device),
-        torch.as_tensor(expressions[:, src], dtype=dtype, device=device),
+        torch.as_tensor(arrays.vertices, dtype=dtype, device=device),
+        torch.as_tensor(arrays.faces, device=device),
+        torch.as_tensor(arrays.uvs, dtype=dtype, device=device),
+        np.ascontiguousarray(arrays.texture),
+        torch.as_tensor(arrays.skin_indices, device=device),
+        torch.as_tensor(arrays.skin_weights, dtype=dtype, device=device),
+        torch.as_tensor(arrays.expressions, dtype=dtype, device=device),
     )

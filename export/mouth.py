@@ -1,0 +1,145 @@
+"""A mouth for the extracted surface: the lips cut apart and a dark, closed cavity behind them.
+
+The surface is fused from renders of the closed mouth, so it has no lip line: opening the jaw (the ``jawOpen``
+morph target transferred from the body) stretches a band of triangles between the upper and the lower lip, which
+shows the closed mouth's texture smeared. Here the band is cut: the triangles that ``jawOpen`` stretches by a good
+part of the jaw's drop are the band; each of them goes to the side (upper lip or jaw, by how far its vertices
+move) most of its vertices are on, with its other vertices duplicated and moving with that side. The copies sit
+where the originals are, so the rest pose is unchanged; an opened jaw opens a gap along the cut. Behind it a small
+closed ellipsoid (a "bag" of triangles), upper half moving with the upper lip and lower half with the jaw, textured
+with one dark texel, fills the gap with a mouth's dark inside instead of the back of the head or the background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MOUTH_RGB = (38, 12, 14)
+"""The cavity's colour (sRGB): the dark red-brown of a mouth's inside in shadow."""
+
+
+@dataclass(frozen=True, eq=False)
+class MeshArrays:
+    """A textured, rigged mesh as numpy arrays (the surface before it becomes a SkinnedSurface)."""
+
+    vertices: np.ndarray  # V 3
+    faces: np.ndarray  # F 3
+    uvs: np.ndarray  # V 2
+    texture: np.ndarray  # H W 3 uint8
+    skin_indices: np.ndarray  # V K
+    skin_weights: np.ndarray  # V K
+    expressions: np.ndarray  # E V 3
+
+
+def stretched_faces(vertices: np.ndarray, faces: np.ndarray, jaw: np.ndarray, *, share: float = 0.25) -> np.ndarray:
+    """Faces whose longest edge grows by more than ``share`` of the largest jaw displacement when ``jaw`` (V x 3
+    offsets at jawOpen = 1) is applied: the band between the lips."""
+    drop = float(np.linalg.norm(jaw, axis=1).max()) if len(jaw) else 0.0
+    if drop == 0.0:
+        return np.zeros(len(faces), dtype=bool)
+    tri, moved = vertices[faces], (vertices + jaw)[faces]
+    edges = lambda t: np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2)  # noqa: E731
+    return (edges(moved) - edges(tri)).max(1) > share * drop
+
+
+def cut_lips(mesh: MeshArrays, jaw_index: int) -> tuple[MeshArrays, np.ndarray]:
+    """Cut the band between the lips (see the module doc); returns the cut mesh and which of its vertices moves
+    with the jaw (V bool), or the mesh unchanged when ``jawOpen`` stretches no face."""
+    jaw = mesh.expressions[jaw_index]
+    band = np.nonzero(stretched_faces(mesh.vertices, mesh.faces, jaw))[0]
+    moving = np.linalg.norm(jaw, axis=1)
+    if len(band) == 0:
+        return mesh, moving > 0.5 * moving.max(initial=0.0)
+    lower = moving > 0.5 * moving[mesh.faces[band]].max()
+    faces = mesh.faces.copy()
+    # Each band face's own split: a vertex is on the jaw's side when it moves more than half as far as the face's
+    # farthest-moving vertex (towards the corners of the mouth the whole drop is smaller).
+    corner_moves = moving[faces[band]]  # B 3
+    side = corner_moves > 0.5 * corner_moves.max(1, keepdims=True)
+    majority = side.sum(1) >= 2
+    copies: dict[tuple[int, bool], int] = {}
+    sources: list[int] = []  # per copy: the original vertex (position, UV) and the vertex it moves like
+    movers: list[int] = []
+    for row, f in enumerate(band):  # the band is a few hundred faces at most: a loop over them reads best
+        for k in np.nonzero(side[row] != majority[row])[0]:
+            v = int(faces[f, k])
+            key = (v, bool(majority[row]))
+            if key not in copies:
+                copies[key] = len(mesh.vertices) + len(sources)
+                sources.append(v)
+                movers.append(int(faces[f, np.nonzero(side[row] == majority[row])[0][0]]))
+            faces[f, k] = copies[key]
+    src, mov = np.asarray(sources, np.int64), np.asarray(movers, np.int64)
+    cut = MeshArrays(
+        np.concatenate([mesh.vertices, mesh.vertices[src]]),
+        faces,
+        np.concatenate([mesh.uvs, mesh.uvs[src]]),
+        mesh.texture,
+        np.concatenate([mesh.skin_indices, mesh.skin_indices[mov]]),
+        np.concatenate([mesh.skin_weights, mesh.skin_weights[mov]]),
+        np.concatenate([mesh.expressions, mesh.expressions[:, mov]], axis=1),
+    )
+    return cut, np.concatenate([lower, lower[mov]])
+
+
+def free_texel(uvs: np.ndarray, faces: np.ndarray, size: int) -> tuple[int, int, int] | None:
+    """A block of the texture no UV chart touches: (row, col, block size) in texels at ``size``, or None."""
+    from scipy import ndimage
+
+    from .raycast import rasterize_uv
+
+    coarse = min(size, 256)
+    covered = (rasterize_uv(uvs, faces, coarse).face >= 0).reshape(coarse, coarse)
+    distance = ndimage.distance_transform_edt(~covered)
+    if distance.max() < 2.5:  # a coarse cell two cells from any chart is surely untouched at full resolution
+        return None
+    row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    block = size // coarse
+    return int(row) * block, int(col) * block, block
+
+
+def add_mouth(mesh: MeshArrays, jaw_index: int, *, subdivisions: int = 2) -> MeshArrays:
+    """The lips cut and a dark cavity behind them (see the module doc); the mesh unchanged when ``jawOpen``
+    stretches no face or the texture has no free texel for the cavity's colour."""
+    import trimesh
+
+    band = stretched_faces(mesh.vertices, mesh.faces, mesh.expressions[jaw_index])
+    if not band.any():
+        return mesh
+    lips = mesh.vertices[np.unique(mesh.faces[band])]
+    cut, lower = cut_lips(mesh, jaw_index)
+    size = mesh.texture.shape[0]
+    free = free_texel(cut.uvs, cut.faces, size)
+    if free is None:
+        return cut
+    row, col, block = free
+    texture = cut.texture.copy()
+    texture[row : row + block, col : col + block] = MOUTH_RGB
+    uv = np.array([(col + 0.5 * block) / size, (row + 0.5 * block) / size])
+
+    lo, hi = lips.min(0), lips.max(0)
+    width = max(float(hi[0] - lo[0]), 1e-3)
+    centre = lips.mean(0)
+    radii = np.array([0.45 * width, 0.22 * width, 0.35 * width])
+    # Behind the lips (the body faces +Z) and a little below their line: the gap opens downwards.
+    centre = centre + np.array([0.0, -0.05 * width, -0.45 * width - (hi[2] - lo[2]) * 0.25])
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
+    bag_vertices = centre + np.asarray(sphere.vertices) * radii
+    bag_faces = np.asarray(sphere.faces, np.int64) + len(cut.vertices)
+
+    # Upper half moves like the upper lip's vertex nearest the centre, lower half like the jaw's.
+    distance = np.linalg.norm(cut.vertices - centre, axis=1)
+    upper_ref = int(np.argmin(np.where(lower, np.inf, distance)))
+    lower_ref = int(np.argmin(np.where(lower, distance, np.inf))) if lower.any() else upper_ref
+    ref = np.where(bag_vertices[:, 1] < centre[1], lower_ref, upper_ref)
+    return MeshArrays(
+        np.concatenate([cut.vertices, bag_vertices]),
+        np.concatenate([cut.faces, bag_faces]),
+        np.concatenate([cut.uvs, np.broadcast_to(uv, (len(bag_vertices), 2))]),
+        texture,
+        np.concatenate([cut.skin_indices, cut.skin_indices[ref]]),
+        np.concatenate([cut.skin_weights, cut.skin_weights[ref]]),
+        np.concatenate([cut.expressions, cut.expressions[:, ref]], axis=1),
+    )
