@@ -2,12 +2,14 @@
 
 The surface is fused from renders of the closed mouth, so it has no lip line: opening the jaw (the ``jawOpen``
 morph target transferred from the body) stretches a band of triangles between the upper and the lower lip, which
-shows the closed mouth's texture smeared. Here the band is cut: the triangles that ``jawOpen`` stretches by a good
-part of the jaw's drop are the band; each of them goes to the side (upper lip or jaw, by how far its vertices
-move) most of its vertices are on, with its other vertices duplicated and moving with that side. The copies sit
-where the originals are, so the rest pose is unchanged; an opened jaw opens a gap along the cut. Behind it a small
-closed ellipsoid (a "bag" of triangles), upper half moving with the upper lip and lower half with the jaw, textured
-with one dark texel, fills the gap with a mouth's dark inside instead of the back of the head or the background.
+shows the closed mouth's texture smeared. Here the band is cut. The band is where the *unsmoothed* transfer of
+``jawOpen`` (each vertex moves like its closest body point) steps by more than half the jaw's drop within one
+forward-facing triangle: the body's lip line (the transition at the cheeks and under the chin is gradual). There
+the unsmoothed motion replaces the smoothed one, and each band triangle goes to the side (upper lip or jaw) most
+of its vertices are on, its other vertices duplicated to move with that side. The copies sit where the originals
+are, so the rest pose is unchanged; an opened jaw opens a gap along the cut. Behind it a small closed ellipsoid (a
+"bag" of triangles), upper half moving with the upper lip and lower half with the jaw, textured with one dark
+texel, fills the gap with a mouth's dark inside instead of the back of the head or the background.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MOUTH_FACES = 80
+"""Triangles of the cavity (an icosphere subdivided once)."""
 MOUTH_RGB = (38, 12, 14)
 """The cavity's colour (sRGB): the dark red-brown of a mouth's inside in shadow."""
 
@@ -44,25 +48,55 @@ def stretched_faces(vertices: np.ndarray, faces: np.ndarray, jaw: np.ndarray, *,
     return (edges(moved) - edges(tri)).max(1) > share * drop
 
 
-def cut_lips(mesh: MeshArrays, jaw_index: int) -> tuple[MeshArrays, np.ndarray]:
-    """Cut the band between the lips (see the module doc); returns the cut mesh and which of its vertices moves
-    with the jaw (V bool), or the mesh unchanged when ``jawOpen`` stretches no face."""
-    jaw = mesh.expressions[jaw_index]
-    band = np.nonzero(stretched_faces(mesh.vertices, mesh.faces, jaw))[0]
+def _forward(vertices: np.ndarray, faces: np.ndarray, facing: float) -> np.ndarray:
+    tri = vertices[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return normals[:, 2] > facing * np.linalg.norm(normals, axis=1)
+
+
+def lip_band(
+    vertices: np.ndarray, faces: np.ndarray, jaw: np.ndarray, *, step: float = 0.2, facing: float = 0.2,
+    reach: float = 0.04,
+) -> np.ndarray:  # fmt: skip
+    """The lip line (F bool): forward-facing (+Z) faces across which ``jaw`` (V x 3 offsets at jawOpen = 1,
+    unsmoothed) changes by more than ``step`` of its largest drop, within ``reach`` metres of the frontmost such
+    face (the jaw's edge under the chin steps too, further back)."""
     moving = np.linalg.norm(jaw, axis=1)
-    if len(band) == 0:
-        return mesh, moving > 0.5 * moving.max(initial=0.0)
-    lower = moving > 0.5 * moving[mesh.faces[band]].max()
+    peak = float(moving.max(initial=0.0))
+    if peak == 0.0 or len(faces) == 0:
+        return np.zeros(len(faces), dtype=bool)
+    t = moving[faces] / peak
+    band = _forward(vertices, faces, facing) & (t.max(1) - t.min(1) > step)
+    if not band.any():
+        return band
+    centres = vertices[faces].mean(1)
+    front = centres[np.nonzero(band)[0][np.argmax(centres[band, 2])]]
+    return band & (np.linalg.norm(centres - front, axis=1) < reach)
+
+
+def sharpen(jaw: np.ndarray, peak: float, gain: float = 3.0) -> np.ndarray:
+    """``jaw`` offsets (V x 3) with their lengths pushed away from half of ``peak``: the lips part along a line
+    instead of across a band."""
+    length = np.linalg.norm(jaw, axis=1, keepdims=True)
+    t = length / peak
+    target = np.clip((t - 0.5) * gain + 0.5, 0.0, 1.0) * peak
+    return np.where(length > 0, jaw * target / np.maximum(length, 1e-12), 0.0)
+
+
+def cut_lips(mesh: MeshArrays, jaw_index: int, band: np.ndarray) -> MeshArrays:
+    """Cut the ``band`` faces (F bool) apart along the lip line (see the module doc)."""
+    moving = np.linalg.norm(mesh.expressions[jaw_index], axis=1)
     faces = mesh.faces.copy()
+    rows = np.nonzero(band)[0]
     # Each band face's own split: a vertex is on the jaw's side when it moves more than half as far as the face's
     # farthest-moving vertex (towards the corners of the mouth the whole drop is smaller).
-    corner_moves = moving[faces[band]]  # B 3
+    corner_moves = moving[faces[rows]]  # B 3
     side = corner_moves > 0.5 * corner_moves.max(1, keepdims=True)
     majority = side.sum(1) >= 2
     copies: dict[tuple[int, bool], int] = {}
     sources: list[int] = []  # per copy: the original vertex (position, UV) and the vertex it moves like
     movers: list[int] = []
-    for row, f in enumerate(band):  # the band is a few hundred faces at most: a loop over them reads best
+    for row, f in enumerate(rows):  # the band is a few hundred faces at most: a loop over them reads best
         for k in np.nonzero(side[row] != majority[row])[0]:
             v = int(faces[f, k])
             key = (v, bool(majority[row]))
@@ -72,7 +106,7 @@ def cut_lips(mesh: MeshArrays, jaw_index: int) -> tuple[MeshArrays, np.ndarray]:
                 movers.append(int(faces[f, np.nonzero(side[row] == majority[row])[0][0]]))
             faces[f, k] = copies[key]
     src, mov = np.asarray(sources, np.int64), np.asarray(movers, np.int64)
-    cut = MeshArrays(
+    return MeshArrays(
         np.concatenate([mesh.vertices, mesh.vertices[src]]),
         faces,
         np.concatenate([mesh.uvs, mesh.uvs[src]]),
@@ -81,7 +115,6 @@ def cut_lips(mesh: MeshArrays, jaw_index: int) -> tuple[MeshArrays, np.ndarray]:
         np.concatenate([mesh.skin_weights, mesh.skin_weights[mov]]),
         np.concatenate([mesh.expressions, mesh.expressions[:, mov]], axis=1),
     )
-    return cut, np.concatenate([lower, lower[mov]])
 
 
 def free_texel(uvs: np.ndarray, faces: np.ndarray, size: int) -> tuple[int, int, int] | None:
@@ -100,16 +133,30 @@ def free_texel(uvs: np.ndarray, faces: np.ndarray, size: int) -> tuple[int, int,
     return int(row) * block, int(col) * block, block
 
 
-def add_mouth(mesh: MeshArrays, jaw_index: int, *, subdivisions: int = 2) -> MeshArrays:
-    """The lips cut and a dark cavity behind them (see the module doc); the mesh unchanged when ``jawOpen``
-    stretches no face or the texture has no free texel for the cavity's colour."""
+def add_mouth(mesh: MeshArrays, jaw_index: int, raw_jaw: np.ndarray | None = None) -> MeshArrays:
+    """The lips cut and a dark cavity behind them (see the module doc). ``raw_jaw``: the unsmoothed ``jawOpen``
+    offsets (V x 3; default the mesh's own). The mesh unchanged when no lip line is found or the texture has no
+    free texel for the cavity's colour."""
     import trimesh
 
-    band = stretched_faces(mesh.vertices, mesh.faces, mesh.expressions[jaw_index])
+    raw = mesh.expressions[jaw_index] if raw_jaw is None else raw_jaw
+    band = lip_band(mesh.vertices, mesh.faces, raw)
     if not band.any():
         return mesh
     lips = mesh.vertices[np.unique(mesh.faces[band])]
-    cut, lower = cut_lips(mesh, jaw_index)
+    # Around the lip line the jaw moves like the body (unsmoothed), sharpened: the lips part by the whole drop.
+    near = np.zeros(len(mesh.vertices), dtype=bool)
+    near[mesh.faces[band]] = True
+    near[mesh.faces[near[mesh.faces].any(1)]] = True  # and one ring more
+    peak = float(np.linalg.norm(raw[near], axis=1).max())
+    expressions = mesh.expressions.copy()
+    expressions[jaw_index, near] = sharpen(raw[near], peak)
+    sharp = MeshArrays(mesh.vertices, mesh.faces, mesh.uvs, mesh.texture, mesh.skin_indices, mesh.skin_weights,
+                       expressions)  # fmt: skip
+    lower = np.linalg.norm(expressions[jaw_index], axis=1) > 0.5 * peak
+    straddle = near[mesh.faces].all(1) & lower[mesh.faces].any(1) & ~lower[mesh.faces].all(1)
+    cut = cut_lips(sharp, jaw_index, straddle & _forward(mesh.vertices, mesh.faces, 0.0))
+    lower = np.linalg.norm(cut.expressions[jaw_index], axis=1) > 0.5 * peak
     size = mesh.texture.shape[0]
     free = free_texel(cut.uvs, cut.faces, size)
     if free is None:
@@ -125,7 +172,7 @@ def add_mouth(mesh: MeshArrays, jaw_index: int, *, subdivisions: int = 2) -> Mes
     radii = np.array([0.45 * width, 0.22 * width, 0.35 * width])
     # Behind the lips (the body faces +Z) and a little below their line: the gap opens downwards.
     centre = centre + np.array([0.0, -0.05 * width, -0.45 * width - (hi[2] - lo[2]) * 0.25])
-    sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
+    sphere = trimesh.creation.icosphere(subdivisions=1)
     bag_vertices = centre + np.asarray(sphere.vertices) * radii
     bag_faces = np.asarray(sphere.faces, np.int64) + len(cut.vertices)
 
