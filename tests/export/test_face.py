@@ -1,6 +1,7 @@
 """The default glb export of the shipped sample avatar (a real face) with its sample speech, drawn by three.js and
 by Babylon.js and compared with our splat render in the same pose and camera: masked PSNR >= 20 dB on the head,
-the dlib face descriptor distance <= 0.5 between the two, and the jaw open at the loudest audio frame.
+the dlib face descriptor distance <= 0.5 between the two, the jaw open at the loudest audio frame, and the mouth
+cavity dark inside the parted lips.
 
 Slow (a full surface extraction of a 13k-Gaussian avatar and the learned audio-to-motion: minutes on 2 CPU
 cores), so it is kept out of the default run: ``pytest -m slow tests/export/test_face.py``."""
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from jstools import run_node
-from shots import compare, decode_png, face_distance, jaw_and_lips, render_shot, save_side_by_side
+from shots import compare, decode_png, face_distance, inner_mouth, jaw_and_lips, render_shot, save_side_by_side
 
 from anchorsplat.gaussians.assets import asset_path
 
@@ -93,3 +94,16 @@ def test_jaw_is_open_at_the_loudest_frame(face_run, engine):
     drop_engine, drop_ours = drawn[1][0] - drawn[0][0], ours[1][0] - ours[0][0]
     assert drop_engine >= 3.0 and abs(drop_engine - drop_ours) <= 3.0, (drawn, ours)
     assert drawn[1][1] > drawn[0][1], (drawn, ours)  # the lips do part
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_opened_mouth_shows_the_dark_cavity(face_run, engine):
+    """Inside the parted lips at the loudest frame: the cavity's dark colour, not the background (black here) and
+    not the smeared skin of an uncut surface."""
+    from anchorsplat.export.mouth import MOUTH_RGB
+
+    pixels = inner_mouth(face_run["engines"][engine][1]).astype(np.float64)
+    assert len(pixels) >= 10, len(pixels)
+    cavity = np.abs(pixels - np.array(MOUTH_RGB)).sum(-1) < 30
+    background = pixels.sum(-1) < 6
+    assert cavity.mean() > 0.4 and background.mean() < 0.1, (cavity.mean(), background.mean())
