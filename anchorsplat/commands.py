@@ -53,7 +53,7 @@ def _select_frame(motion: Motion, frame: int) -> Motion:
 
 
 def render_command(config: RenderConfig) -> Path:
-    from anchorsplat.bake.views import portrait_cameras
+    from anchorsplat.bake.views import portrait_cameras, portrait_motion
     from anchorsplat.gaussians.render import render
 
     suffix = config.out.suffix.lower()
@@ -69,7 +69,10 @@ def render_command(config: RenderConfig) -> Path:
     device = resolve_device(config.device)
     avatar = load_avatar(config.avatar)
     rig, gaussians = avatar.rig.to(device), avatar.gaussians.to(device)
-    motion = _motion_frames(config.motion, avatar).to(device=device, dtype=rig.vertices_rest.dtype)
+    if config.motion is None and config.view == "portrait":  # arms hanging, as in a portrait photo
+        motion = portrait_motion(rig)
+    else:
+        motion = _motion_frames(config.motion, avatar).to(device=device, dtype=rig.vertices_rest.dtype)
     is_video = suffix in VIDEO_SUFFIXES
     turntable = config.turntable if config.turntable is not None else (is_video and config.motion is None)
     if not is_video:

@@ -26,7 +26,8 @@ class RenderConfig:
     """Output: an image (.png, .jpg, .webp) or a video (.mp4, .mov, .mkv, .webm)."""
     view: View = "front"
     """Camera view around the body (it faces +Z; "left" looks at the body's left side); "portrait" frames the
-    head and shoulders from the front (the view to check a bake's face first)."""
+    head and shoulders from the front, arms hanging unless --motion is given (the view to check a bake's face
+    first)."""
     motion: Path | None = None
     """An SMPL-X-format motion .npz (AMASS 'poses'/'trans' or per-part keys). Images show --frame of it."""
     frame: int = 0
