@@ -73,14 +73,16 @@ class Speech:
             raise ValueError(f"speech: the face motion must be at {SCRIPT_FPS} fps, got {self.face.fps}")
 
     def segment(self, start: int, frames: int) -> tuple[Motion, ClipAudio]:
-        """``frames`` face frames from frame ``start`` (wrapping round to the start when the speech has ended)
-        and the audio they show, cut at the same instants (zero-padded at the end)."""
+        """``frames`` face frames from frame ``start`` and the audio they show, cut at the same instants. A speech
+        shorter than that loops, audio and face together (one period: the face's frames, the audio padded with
+        silence to their length)."""
         start = start % len(self.face)
         index = torch.arange(start, start + frames) % len(self.face)
         rate = self.audio.sample_rate
         first, count = round(start / SCRIPT_FPS * rate), round(frames / SCRIPT_FPS * rate)
-        wave = self.audio.waveforms[:, first : first + count]
-        wave = F.pad(wave, (0, count - wave.shape[1]))
+        period = round(len(self.face) / SCRIPT_FPS * rate)
+        one = F.pad(self.audio.waveforms, (0, max(0, period - self.audio.waveforms.shape[1])))[:, :period]
+        wave = one.repeat(1, -(-(first + count) // period))[:, first : first + count]
         face = self.face
         motion = Motion.from_full_pose(face.full_pose()[index], face.transl[index], face.expression[index],
                                        face.expression_names, face.fps)  # fmt: skip

@@ -66,6 +66,29 @@ def test_talk_clips_jaw_follows_the_speech_envelope(speech, subject):
     assert all(torch.equal(specs[n].motion.full_pose()[:, 0], torch.zeros(FRAMES, 3)) for n in ("talk", "face"))
 
 
+def test_short_speech_loops_audio_and_face_together(subject):
+    """A speech shorter than the clip repeats, and frame k's face still belongs to the audio at k / fps."""
+    from anchorsplat.bake.script import Speech
+    from anchorsplat.diffusion.generator import ClipAudio
+
+    face_frames = 7  # 0.47 s at 15 fps; the audio is a little shorter (the face has ceil(duration * fps) frames)
+    wave = torch.randn(1, 7000, generator=torch.Generator().manual_seed(0))
+    face = Motion.zeros(face_frames, fps=SCRIPT_FPS)
+    expression = torch.arange(face_frames, dtype=torch.float32)[:, None] / face_frames
+    face = Motion.from_full_pose(face.full_pose(), expression=expression, expression_names=("jawOpen",), fps=SCRIPT_FPS)
+    speech = Speech(ClipAudio(wave, 16000), face)
+    motion, audio = speech.segment(5, 20)
+    period = round(face_frames / SCRIPT_FPS * 16000)
+    assert audio.waveforms.shape == (1, round(20 / SCRIPT_FPS * 16000))
+    jaw = motion.expression[:, 0]
+    assert torch.allclose(jaw, ((5 + torch.arange(20)) % face_frames) / face_frames)  # face frame (5 + k) % 7
+    # clip sample j is sample (first + j) mod period of the speech padded with silence to the face's length
+    first = round(5 / SCRIPT_FPS * 16000)
+    padded = torch.cat([wave[0], torch.zeros(period - 7000)])
+    expected = padded[(first + torch.arange(audio.waveforms.shape[1])) % period]
+    assert torch.equal(audio.waveforms[0], expected)
+
+
 def test_script_file_keeps_the_clip_audio(speech, subject, tmp_path):
     specs = clip_script(subject, frames=5, resolution=32, portrait=False, speech=speech)
     save_script(tmp_path / "script.safetensors", specs)
