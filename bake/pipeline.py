@@ -335,6 +335,7 @@ def stage_fit(ctx: BakeContext) -> dict:
         checkpoint_every=preset.checkpoint_every,
         backend=settings.backend,
         seed=settings.seed,
+        window=preset.resolution,
     )
     ctx.job.path("fit").mkdir(parents=True, exist_ok=True)
     result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
