@@ -3,13 +3,14 @@
 The surface is fused from renders of the closed mouth, so it has no lip line: opening the jaw (the ``jawOpen``
 morph target transferred from the body) stretches a band of triangles between the upper and the lower lip, which
 shows the closed mouth's texture smeared. Here the band is cut. The band is where the *unsmoothed* transfer of
-``jawOpen`` (each vertex moves like its closest body point) steps by more than half the jaw's drop within one
-forward-facing triangle: the body's lip line (the transition at the cheeks and under the chin is gradual). There
-the unsmoothed motion replaces the smoothed one, and each band triangle goes to the side (upper lip or jaw) most
-of its vertices are on, its other vertices duplicated to move with that side. The copies sit where the originals
-are, so the rest pose is unchanged; an opened jaw opens a gap along the cut. Behind it a small closed ellipsoid (a
-"bag" of triangles), upper half moving with the upper lip and lower half with the jaw, textured with one dark
-texel, fills the gap with a mouth's dark inside instead of the back of the head or the background.
+``jawOpen`` (each vertex moves like its closest body point) steps by a fifth of the jaw's drop or more within one
+forward-facing triangle, in front: the body's lip line (at the cheeks and under the chin it is gradual). Near
+it, the triangles across the half-drop line of the surface's own (smoothed) jaw motion are cut: each goes to the
+side (upper lip or jaw) most of its vertices are on, its other vertices duplicated to move with that side. The
+copies sit where the originals are, so the rest pose is unchanged; an opened jaw opens a gap along the cut (the
+motion near it steepened so the gap is about what the splats show between their lips). Behind it a small closed
+ellipsoid (a "bag" of triangles), upper half moving with the upper lip and lower half with the jaw, textured with
+one dark texel, fills the gap with a mouth's dark inside instead of the back of the head or the background.
 """
 
 from __future__ import annotations
@@ -74,12 +75,11 @@ def lip_band(
     return band & (np.linalg.norm(centres - front, axis=1) < reach)
 
 
-def sharpen(jaw: np.ndarray, peak: float, gain: float = 3.0) -> np.ndarray:
-    """``jaw`` offsets (V x 3) with their lengths pushed away from half of ``peak``: the lips part along a line
-    instead of across a band."""
+def sharpen(jaw: np.ndarray, peak: float, gain: float = 2.0) -> np.ndarray:
+    """``jaw`` offsets (V x 3) with their lengths pushed away from half of ``peak`` by ``gain``: the lips part
+    along the cut instead of stretching the rows beside it."""
     length = np.linalg.norm(jaw, axis=1, keepdims=True)
-    t = length / peak
-    target = np.clip((t - 0.5) * gain + 0.5, 0.0, 1.0) * peak
+    target = np.clip((length / peak - 0.5) * gain + 0.5, 0.0, 1.0) * peak
     return np.where(length > 0, jaw * target / np.maximum(length, 1e-12), 0.0)
 
 
@@ -144,18 +144,19 @@ def add_mouth(mesh: MeshArrays, jaw_index: int, raw_jaw: np.ndarray | None = Non
     if not band.any():
         return mesh
     lips = mesh.vertices[np.unique(mesh.faces[band])]
-    # Around the lip line the jaw moves like the body (unsmoothed), sharpened: the lips part by the whole drop.
+    # The cut runs along the half-drop line of the surface's own (smoothed) jaw motion near the lip line, which is
+    # steepened there (twice): the lips part by about what the splats show between theirs.
     near = np.zeros(len(mesh.vertices), dtype=bool)
     near[mesh.faces[band]] = True
     near[mesh.faces[near[mesh.faces].any(1)]] = True  # and one ring more
-    peak = float(np.linalg.norm(raw[near], axis=1).max())
+    peak = float(np.linalg.norm(mesh.expressions[jaw_index][near], axis=1).max())
     expressions = mesh.expressions.copy()
-    expressions[jaw_index, near] = sharpen(raw[near], peak)
-    sharp = MeshArrays(mesh.vertices, mesh.faces, mesh.uvs, mesh.texture, mesh.skin_indices, mesh.skin_weights,
-                       expressions)  # fmt: skip
+    expressions[jaw_index, near] = sharpen(expressions[jaw_index, near], peak)
+    mesh = MeshArrays(mesh.vertices, mesh.faces, mesh.uvs, mesh.texture, mesh.skin_indices, mesh.skin_weights,
+                      expressions)  # fmt: skip
     lower = np.linalg.norm(expressions[jaw_index], axis=1) > 0.5 * peak
     straddle = near[mesh.faces].all(1) & lower[mesh.faces].any(1) & ~lower[mesh.faces].all(1)
-    cut = cut_lips(sharp, jaw_index, straddle & _forward(mesh.vertices, mesh.faces, 0.0))
+    cut = cut_lips(mesh, jaw_index, straddle & _forward(mesh.vertices, mesh.faces, 0.0))
     lower = np.linalg.norm(cut.expressions[jaw_index], axis=1) > 0.5 * peak
     size = mesh.texture.shape[0]
     free = free_texel(cut.uvs, cut.faces, size)
