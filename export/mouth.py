@@ -5,10 +5,10 @@ morph target transferred from the body) stretches a band of triangles between th
 shows the closed mouth's texture smeared. Here the band is cut. The band is where the *unsmoothed* transfer of
 ``jawOpen`` (each vertex moves like its closest body point) steps by a fifth of the jaw's drop or more within one
 forward-facing triangle, in front: the body's lip line (at the cheeks and under the chin it is gradual). Near
-it, the triangles across the half-drop line of the surface's own (smoothed) jaw motion are cut: each goes to the
-side (upper lip or jaw) most of its vertices are on, its other vertices duplicated to move with that side. The
-copies sit where the originals are, so the rest pose is unchanged; an opened jaw opens a gap along the cut (the
-motion near it steepened so the gap is about what the splats show between their lips). Behind it a small closed
+it, the triangles across the half-drop line of the surface's own (smoothed) jaw motion are split along that line,
+each point of the line made twice, one copy moving with the upper lip and one with the jaw. The copies sit where
+the originals are, so the rest pose is unchanged; an opened jaw opens a gap along the line (the motion near it
+steepened so the gap is about what the splats show between their lips). Behind it a small closed
 ellipsoid (a "bag" of triangles), upper half moving with the upper lip and lower half with the jaw, textured with
 one dark texel, fills the gap with a mouth's dark inside instead of the back of the head or the background.
 """
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MOUTH_FACES = 80
-"""Triangles of the cavity (an icosphere subdivided once)."""
+MAX_SPLIT = 60
+"""Faces split along the lip line at most (each becomes three)."""
+MOUTH_FACES = 80 + 2 * MAX_SPLIT
+"""Triangles the mouth adds at most: the cavity (an icosphere subdivided once) and the split faces' parts."""
 MOUTH_RGB = (38, 12, 14)
 """The cavity's colour (sRGB): the dark red-brown of a mouth's inside in shadow."""
 
@@ -83,33 +85,43 @@ def sharpen(jaw: np.ndarray, peak: float, gain: float = 2.0) -> np.ndarray:
     return np.where(length > 0, jaw * target / np.maximum(length, 1e-12), 0.0)
 
 
-def cut_lips(mesh: MeshArrays, jaw_index: int, band: np.ndarray) -> MeshArrays:
-    """Cut the ``band`` faces (F bool) apart along the lip line (see the module doc)."""
+def split_lips(mesh: MeshArrays, jaw_index: int, band: np.ndarray, level: float) -> MeshArrays:
+    """Cut the ``band`` faces (F bool, each with vertices on both sides of ``level``, a drop of ``jawOpen``) along
+    that level line: each is split where the line crosses its two edges into a triangle on one side and two on
+    the other, and each crossing point is made twice, once moving like the edge's upper-lip end and once like its
+    jaw end. The rest pose is unchanged (the two copies coincide); the face order is kept, the split faces' parts
+    appended."""
     moving = np.linalg.norm(mesh.expressions[jaw_index], axis=1)
-    faces = mesh.faces.copy()
-    rows = np.nonzero(band)[0]
-    # Each band face's own split: a vertex is on the jaw's side when it moves more than half as far as the face's
-    # farthest-moving vertex (towards the corners of the mouth the whole drop is smaller).
-    corner_moves = moving[faces[rows]]  # B 3
-    side = corner_moves > 0.5 * corner_moves.max(1, keepdims=True)
-    majority = side.sum(1) >= 2
-    copies: dict[tuple[int, bool], int] = {}
-    sources: list[int] = []  # per copy: the original vertex (position, UV) and the vertex it moves like
-    movers: list[int] = []
-    for row, f in enumerate(rows):  # the band is a few hundred faces at most: a loop over them reads best
-        for k in np.nonzero(side[row] != majority[row])[0]:
-            v = int(faces[f, k])
-            key = (v, bool(majority[row]))
-            if key not in copies:
-                copies[key] = len(mesh.vertices) + len(sources)
-                sources.append(v)
-                movers.append(int(faces[f, np.nonzero(side[row] == majority[row])[0][0]]))
-            faces[f, k] = copies[key]
-    src, mov = np.asarray(sources, np.int64), np.asarray(movers, np.int64)
+    lower = moving > level
+    crossings: dict[tuple[int, int, bool], int] = {}
+    points, uvs, movers = [], [], []  # per new vertex: position, UV, and the vertex whose motion it takes
+    start = len(mesh.vertices)
+
+    def crossing(u: int, v: int, side: bool) -> int:
+        key = (min(u, v), max(u, v), side)
+        if key not in crossings:
+            s = float(np.clip((level - moving[u]) / max(moving[v] - moving[u], 1e-12), 0.0, 1.0))
+            crossings[key] = start + len(points)
+            points.append(mesh.vertices[u] + s * (mesh.vertices[v] - mesh.vertices[u]))
+            uvs.append(mesh.uvs[u] + s * (mesh.uvs[v] - mesh.uvs[u]))
+            movers.append(u if lower[u] == side else v)
+        return crossings[key]
+
+    new_faces = []
+    for f in np.nonzero(band)[0]:  # a few dozen faces along the lips: a loop over them reads best
+        tri = mesh.faces[f]
+        i = next(k for k in range(3) if lower[tri[k]] != lower[tri[(k + 1) % 3]] and lower[tri[k]] != lower[tri[k - 1]])
+        a, b, c = int(tri[i]), int(tri[(i + 1) % 3]), int(tri[(i + 2) % 3])  # a alone on its side; order kept
+        alone, rest = bool(lower[a]), not lower[a]
+        new_faces += [[a, crossing(a, b, alone), crossing(a, c, alone)],
+                      [crossing(a, b, rest), b, c], [crossing(a, b, rest), c, crossing(a, c, rest)]]  # fmt: skip
+    if not new_faces:
+        return mesh
+    mov = np.asarray(movers, np.int64)
     return MeshArrays(
-        np.concatenate([mesh.vertices, mesh.vertices[src]]),
-        faces,
-        np.concatenate([mesh.uvs, mesh.uvs[src]]),
+        np.concatenate([mesh.vertices, np.asarray(points)]),
+        np.concatenate([mesh.faces[~band], np.asarray(new_faces, np.int64)]),
+        np.concatenate([mesh.uvs, np.asarray(uvs)]),
         mesh.texture,
         np.concatenate([mesh.skin_indices, mesh.skin_indices[mov]]),
         np.concatenate([mesh.skin_weights, mesh.skin_weights[mov]]),
@@ -156,7 +168,13 @@ def add_mouth(mesh: MeshArrays, jaw_index: int, raw_jaw: np.ndarray | None = Non
                       expressions)  # fmt: skip
     lower = np.linalg.norm(expressions[jaw_index], axis=1) > 0.5 * peak
     straddle = near[mesh.faces].all(1) & lower[mesh.faces].any(1) & ~lower[mesh.faces].all(1)
-    cut = cut_lips(mesh, jaw_index, straddle & _forward(mesh.vertices, mesh.faces, 0.0))
+    straddle &= _forward(mesh.vertices, mesh.faces, 0.0)
+    if straddle.sum() > MAX_SPLIT:  # the budget: keep the ones nearest the lips' middle
+        centres = mesh.vertices[mesh.faces].mean(1)
+        distance = np.where(straddle, np.linalg.norm(centres - lips.mean(0), axis=1), np.inf)
+        straddle = np.zeros_like(straddle)
+        straddle[np.argsort(distance)[:MAX_SPLIT]] = True
+    cut = split_lips(mesh, jaw_index, straddle, 0.5 * peak)
     lower = np.linalg.norm(cut.expressions[jaw_index], axis=1) > 0.5 * peak
     size = mesh.texture.shape[0]
     free = free_texel(cut.uvs, cut.faces, size)

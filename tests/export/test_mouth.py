@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorsplat.export.mouth import MOUTH_RGB, MeshArrays, add_mouth, cut_lips, lip_band, stretched_faces
+from anchorsplat.export.mouth import MOUTH_RGB, MeshArrays, add_mouth, lip_band, split_lips, stretched_faces
 from anchorsplat.export.raycast import render_mesh
 from anchorsplat.gaussians.conventions import Cameras, intrinsics_from_fov, look_at
 
@@ -55,18 +55,24 @@ def test_the_lip_band_is_where_the_jaw_steps_in_front(head):
     assert np.abs(centres[:, 1]).max() < 0.01 and centres[:, 2].min() > 0.02  # on the lip line, in front
 
 
-def test_the_cut_keeps_the_rest_pose_and_opens_a_gap(head):
-    band = lip_band(head.vertices, head.faces, head.expressions[0])
-    before = stretched_faces(head.vertices, head.faces, head.expressions[0])
-    cut = cut_lips(head, 0, band)
-    n = len(head.vertices)
-    assert len(cut.vertices) > n and len(cut.faces) == len(head.faces)
-    copies = cut.vertices[n:]
-    assert np.isin(copies.view([("", copies.dtype)] * 3), head.vertices.view([("", copies.dtype)] * 3)).all()
-    # The cut keeps the faces' order (some corners re-indexed): no band face stretches any more, and what still
-    # stretches is out towards the mouth's corners.
+def test_the_split_along_the_lip_line_opens_a_gap(head):
+    jaw = head.expressions[0]
+    moving = np.linalg.norm(jaw, axis=1)
+    level = 0.5 * moving.max()
+    lower = moving > level
+    band = lip_band(head.vertices, head.faces, jaw) & lower[head.faces].any(1) & ~lower[head.faces].all(1)
+    before = stretched_faces(head.vertices, head.faces, jaw)
+    cut = split_lips(head, 0, band, level)
+    n, kept = len(head.vertices), int((~band).sum())
+    assert band.sum() >= 6 and len(cut.faces) == len(head.faces) + 2 * band.sum()
+    np.testing.assert_array_equal(cut.faces[:kept], head.faces[~band])  # the other faces, in order
+    # The new vertices lie on the split faces' edges, where the jaw's motion crosses the level, in pairs: one
+    # moving with the jaw and one staying with the upper lip.
+    new_moving = np.linalg.norm(cut.expressions[0, n:], axis=1)
+    assert len(new_moving) % 2 == 0 and ((new_moving > level).sum() == (new_moving <= level).sum())
+    assert np.abs(np.linalg.norm(cut.vertices[n:], axis=1) - RADIUS).max() < 0.002  # on the ball's surface
     after = stretched_faces(cut.vertices, cut.faces, cut.expressions[0])
-    assert before[band].all() and not after[band].any() and after.sum() < 0.5 * before.sum()
+    assert not after[kept:].any() and after.sum() < 0.5 * before.sum()
 
 
 def test_the_opened_mouth_is_dark_not_skin_or_background(head):
