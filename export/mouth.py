@@ -149,8 +149,6 @@ def add_mouth(mesh: MeshArrays, jaw_index: int, raw_jaw: np.ndarray | None = Non
     """The lips cut and a dark cavity behind them (see the module doc). ``raw_jaw``: the unsmoothed ``jawOpen``
     offsets (V x 3; default the mesh's own). The mesh unchanged when no lip line is found or the texture has no
     free texel for the cavity's colour."""
-    import trimesh
-
     raw = mesh.expressions[jaw_index] if raw_jaw is None else raw_jaw
     band = lip_band(mesh.vertices, mesh.faces, raw)
     if not band.any():
@@ -185,27 +183,35 @@ def add_mouth(mesh: MeshArrays, jaw_index: int, raw_jaw: np.ndarray | None = Non
     texture[row : row + block, col : col + block] = MOUTH_RGB
     uv = np.array([(col + 0.5 * block) / size, (row + 0.5 * block) / size])
 
+    return _with_cavity(cut, texture, uv, lips, lower)
+
+
+def _with_cavity(
+    mesh: MeshArrays, texture: np.ndarray, uv: np.ndarray, lips: np.ndarray, lower: np.ndarray
+) -> MeshArrays:
+    """``mesh`` (with ``texture``) and the cavity: an ellipsoid behind the ``lips`` points (L x 3), all its UVs at
+    the dark texel ``uv``, its upper half moving like the upper lip's vertex nearest its centre and its lower half
+    like the jaw's (``lower``: the mesh's vertices that move with the jaw)."""
+    import trimesh
+
     lo, hi = lips.min(0), lips.max(0)
     width = max(float(hi[0] - lo[0]), 1e-3)
-    centre = lips.mean(0)
     radii = np.array([0.45 * width, 0.22 * width, 0.35 * width])
     # Behind the lips (the body faces +Z) and a little below their line: the gap opens downwards.
-    centre = centre + np.array([0.0, -0.05 * width, -0.45 * width - (hi[2] - lo[2]) * 0.25])
+    centre = lips.mean(0) + np.array([0.0, -0.05 * width, -0.45 * width - (hi[2] - lo[2]) * 0.25])
     sphere = trimesh.creation.icosphere(subdivisions=1)
     bag_vertices = centre + np.asarray(sphere.vertices) * radii
-    bag_faces = np.asarray(sphere.faces, np.int64) + len(cut.vertices)
-
-    # Upper half moves like the upper lip's vertex nearest the centre, lower half like the jaw's.
-    distance = np.linalg.norm(cut.vertices - centre, axis=1)
+    bag_faces = np.asarray(sphere.faces, np.int64) + len(mesh.vertices)
+    distance = np.linalg.norm(mesh.vertices - centre, axis=1)
     upper_ref = int(np.argmin(np.where(lower, np.inf, distance)))
     lower_ref = int(np.argmin(np.where(lower, distance, np.inf))) if lower.any() else upper_ref
     ref = np.where(bag_vertices[:, 1] < centre[1], lower_ref, upper_ref)
     return MeshArrays(
-        np.concatenate([cut.vertices, bag_vertices]),
-        np.concatenate([cut.faces, bag_faces]),
-        np.concatenate([cut.uvs, np.broadcast_to(uv, (len(bag_vertices), 2))]),
+        np.concatenate([mesh.vertices, bag_vertices]),
+        np.concatenate([mesh.faces, bag_faces]),
+        np.concatenate([mesh.uvs, np.broadcast_to(uv, (len(bag_vertices), 2))]),
         texture,
-        np.concatenate([cut.skin_indices, cut.skin_indices[ref]]),
-        np.concatenate([cut.skin_weights, cut.skin_weights[ref]]),
-        np.concatenate([cut.expressions, cut.expressions[:, ref]], axis=1),
+        np.concatenate([mesh.skin_indices, mesh.skin_indices[ref]]),
+        np.concatenate([mesh.skin_weights, mesh.skin_weights[ref]]),
+        np.concatenate([mesh.expressions, mesh.expressions[:, ref]], axis=1),
     )
