@@ -112,12 +112,3 @@ def jaw_and_lips(image: np.ndarray) -> tuple[float, float]:
     """dlib landmarks: nose tip to chin (8 - 30) and the inner-lip gap (66 - 62), vertical pixels."""
     marks = landmarks(image)
     return float(marks[8, 1] - marks[30, 1]), float(marks[66, 1] - marks[62, 1])
-
-
-def inner_mouth(image: np.ndarray) -> np.ndarray:
-    """The pixels (N x 3 uint8) inside dlib's inner-lip outline (landmarks 60-67)."""
-    from PIL import ImageDraw
-
-    mask = Image.new("L", image.shape[1::-1], 0)
-    ImageDraw.Draw(mask).polygon([tuple(p) for p in landmarks(image)[60:68].tolist()], fill=1)
-    return image[np.asarray(mask, bool)]
