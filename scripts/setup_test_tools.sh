@@ -3,7 +3,8 @@
 # checks), espeak-ng (synthetic speech for the audio-to-motion tests), node + npm packages pinned in
 # tests/export/js (Khronos glTF validator, three.js, Babylon.js, playwright-core), libusb-1.0-0 (open3d's wheel links
 # it; the export surface uses open3d), blender (headless glTF import check; Debian bookworm's 3.4.1: 222 MB of
-# packages, about a minute to download and install). Idempotent; needs root or sudo for apt.
+# packages, about a minute to download and install; its glTF importer uses the test venv's numpy). Idempotent;
+# needs root or sudo for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive

@@ -7,8 +7,10 @@ CI installs Blender (``scripts/setup_test_tools.sh``); a machine without it skip
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -45,9 +47,15 @@ def body_surface_glb(tmp_path_factory, body_avatar, body_surface):
 
 
 def test_blender_imports_armature_shape_keys_and_texture(body_surface_glb, body_avatar, body_surface):
+    import numpy
+
+    # Blender's glTF importer needs numpy with ``np.bool`` (1.x before 1.24, or 2.x): give it this interpreter's own
+    # instead of whatever the system Python has (Debian bookworm's 1.24 lacks it)
+    env = dict(os.environ, PYTHONPATH=str(Path(numpy.__file__).parents[1]))
     run = subprocess.run(
-        [BLENDER, "-b", "--factory-startup", "--python-expr", SCRIPT, "--", str(body_surface_glb)],
-        capture_output=True, text=True, timeout=240, check=False,
+        [BLENDER, "-b", "--factory-startup", "--python-use-system-env", "--python-expr", SCRIPT, "--",
+         str(body_surface_glb)],
+        capture_output=True, text=True, timeout=240, check=False, env=env,
     )  # fmt: skip
     lines = [line for line in run.stdout.splitlines() if line.startswith("ANCHORSPLAT ")]
     assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
