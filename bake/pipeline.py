@@ -43,6 +43,7 @@ def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
                 backend=settings.backend,
                 seed=settings.seed,
                 head_density=preset.head_density,
+                volume_gaussians=int(preset.proxy_gaussians * preset.volume_share),
             )  # fmt: skip
         )
     if settings.generator == "anchored":
@@ -309,6 +310,13 @@ def stage_fit(ctx: BakeContext) -> dict:
         g.opacity_logits,
         rgb_to_sh_dc(colours)[:, None],
     )
+    allowance = None
+    if preset.volume_share > 0:  # hair and loose clothing off the body, where the photo's silhouette shows it
+        from anchorsplat.diffusion.volume import volume_shell, with_shell
+
+        shell = volume_shell(subject, int(preset.gaussians * preset.volume_share), seed=settings.seed,
+                             backend=settings.backend)  # fmt: skip
+        init, allowance = with_shell(init, shell.gaussians), shell.allowance
     train, heldout = to_device(build_views(ctx, init.to("cpu")), ctx.device)
     fit_settings = FitSettings(
         iterations=preset.iterations,
@@ -319,7 +327,8 @@ def stage_fit(ctx: BakeContext) -> dict:
         seed=settings.seed,
     )
     ctx.job.path("fit").mkdir(parents=True, exist_ok=True)
-    result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
+    result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"),
+                        offset_allowance=allowance)  # fmt: skip
     value = heldout_psnr(result.gaussians, subject.rig, heldout, fit_settings)
     info = {"preset": preset.name, "generator": settings.generator, "photo": Path(settings.photo).name}
     save_avatar(ctx.job.path("avatar.anchorsplat"), to_device(Avatar(subject.rig, result.gaussians, info), "cpu"))
