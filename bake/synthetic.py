@@ -178,3 +178,70 @@ def synthetic_photo(avatar: Avatar, *, width: int = 384, height: int = 512, yaw_
         0.0,
     )  # fmt: skip
     return SyntheticPhoto(to_uint8(out.rgb[0, 0]), fit)
+
+
+SCORE_VIEWS_DEG = {"three-quarter": 35.0, "left": 90.0, "back": 180.0, "right": -90.0}
+"""The unseen views a bake from the front photo is scored at (camera yaw, degrees)."""
+SCORE_POSES = {
+    "relaxed": {},
+    "talking": {"jaw": (0.35, 0.0, 0.0)},
+    "arm_raised": {"left_shoulder": (0.0, 0.0, 0.6), "left_elbow": (0.0, -1.2, 0.0)},
+}
+
+
+@dataclass(frozen=True)
+class GroundTruthScore:
+    """Means over the unseen views and poses, and the relaxed pose's figures per view."""
+
+    psnr: float
+    ssim: float
+    silhouette_iou: float
+    psnr_by_view: dict[str, float]
+    iou_by_view: dict[str, float]
+
+
+def silhouette_iou(alpha_a: Float[Tensor, "H W"], alpha_b: Float[Tensor, "H W"]) -> float:
+    """Intersection over union of the two silhouettes (alpha > 0.5)."""
+    a, b = alpha_a > 0.5, alpha_b > 0.5
+    union = int((a | b).sum())
+    return float((a & b).sum()) / union if union else 1.0
+
+
+def score_against(
+    truth: Avatar, baked: Avatar, *, size: int = 256, views: dict[str, float] | None = None, strip=None
+) -> GroundTruthScore:
+    """PSNR, SSIM and silhouette IoU of ``baked`` against ``truth`` at unseen views and poses, both rendered by
+    the same cameras (the bake used the true subject fit, so both live in the same world). ``strip``: a path
+    to save the relaxed pose's renders (truth above, bake below) as one PNG to look at."""
+    from anchorsplat.gaussians.video import to_uint8, write_image
+
+    from .losses import psnr, ssim
+
+    views = SCORE_VIEWS_DEG if views is None else views
+    white = torch.ones(3)
+    values: dict[str, list[float]] = {"psnr": [], "ssim": [], "iou": []}
+    by_view_psnr, by_view_iou, rows = {}, {}, ([], [])
+    with torch.no_grad():
+        for pose_name, joints in SCORE_POSES.items():
+            motion = relaxed_motion(**joints)
+            truth_posed = pose(truth.gaussians, truth.rig, motion)
+            baked_posed = pose(baked.gaussians, baked.rig, motion)
+            yaws = torch.tensor(list(views.values()))
+            cameras = framing_cameras(truth_posed.means[0], yaws, width=size, height=size)
+            a = render(truth_posed, cameras, background=white)
+            b = render(baked_posed, cameras, background=white)
+            for i, name in enumerate(views):
+                values["psnr"].append(psnr(b.rgb[0, i], a.rgb[0, i]))
+                values["ssim"].append(float(ssim(b.rgb[0, i][None], a.rgb[0, i][None])))
+                values["iou"].append(silhouette_iou(b.alpha[0, i, ..., 0], a.alpha[0, i, ..., 0]))
+                if pose_name == "relaxed":
+                    by_view_psnr[name] = round(values["psnr"][-1], 2)
+                    by_view_iou[name] = round(values["iou"][-1], 4)
+                    rows[0].append(to_uint8(a.rgb[0, i]))
+                    rows[1].append(to_uint8(b.rgb[0, i]))
+    if strip is not None:
+        write_image(strip, np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0))
+    return GroundTruthScore(
+        round(float(np.mean(values["psnr"])), 2), round(float(np.mean(values["ssim"])), 4),
+        round(float(np.mean(values["iou"])), 4), by_view_psnr, by_view_iou,
+    )  # fmt: skip

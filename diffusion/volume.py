@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras
@@ -91,14 +91,16 @@ def volume_shell(
     offsets = face_offsets(subject, vertices, backend=backend, max_offset=max_offset)
     device = rig.vertices_rest.device
     has_volume = offsets >= MIN_OFFSET
-    allowance = torch.where(has_volume, offsets + 0.02, torch.zeros_like(offsets))
-    count = int(round(num_gaussians * min(1.0, float(has_volume.float().mean()) * 4)))
+    vertex_offsets = _vertex_values(rig, offsets)
+    # a Gaussian's offset is interpolated from its triangle's vertices: the allowance covers the largest of them
+    reach = torch.maximum(vertex_offsets[rig.faces].max(-1).values, offsets)
+    allowance = torch.where((reach >= MIN_OFFSET) & _shell_faces(rig), reach + 0.02, torch.zeros_like(reach))
+    count = int(round(num_gaussians * min(1.0, float(has_volume.float().mean()) * 10)))
     if count == 0:
         empty = bind_to_surface(rig, 1).subset(torch.zeros(0, dtype=torch.long, device=device))
         return VolumeShell(empty, allowance, offsets)
     density = has_volume.to(rig.vertices_rest.dtype) * (1 + offsets / 0.05)  # outer shells cover more area
     g = bind_to_surface(rig, count, generator=torch.Generator().manual_seed(seed + 7), face_density=density)
-    vertex_offsets = _vertex_values(rig, offsets)
     per_gaussian = (vertex_offsets[rig.faces[g.face_ids]] * g.barycentric).sum(-1)
     depth = torch.rand(count, generator=torch.Generator().manual_seed(seed + 8)).to(per_gaussian)
     normal_offsets = per_gaussian * (0.65 + 0.35 * depth)  # a layer, not a sheet: thickness behind the outline
@@ -126,10 +128,7 @@ def face_offsets(
     normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     to_camera = camera.T_world_cam[0, :3, 3] - centres
     cos = (to_camera * normals).sum(-1) / to_camera.norm(dim=-1).clamp_min(1e-12)
-    parts = triangle_parts(rig)
-    allowed = torch.zeros(len(PART_NAMES), dtype=torch.bool, device=parts.device)
-    allowed[[PART_NAMES.index(p) for p in SHELL_PARTS]] = True
-    candidate = allowed[parts]
+    candidate = _shell_faces(rig)
     outline = candidate & (cos.abs() < OUTLINE_COS)
     measured = torch.zeros(len(faces), dtype=centres.dtype, device=centres.device)
     measured[outline] = _march(centres[outline], normals[outline], camera, person, body, max_offset)
@@ -139,7 +138,15 @@ def face_offsets(
     return _harmonic_fill(faces, measured, known, candidate).clamp(0, max_offset)
 
 
-def _working_view(subject: Subject) -> tuple[Cameras, Float[Tensor, "H W"]]:
+def _shell_faces(rig: Rig) -> Tensor:
+    """The triangles of the :data:`SHELL_PARTS`."""
+    parts = triangle_parts(rig)
+    allowed = torch.zeros(len(PART_NAMES), dtype=torch.bool, device=parts.device)
+    allowed[[PART_NAMES.index(p) for p in SHELL_PARTS]] = True
+    return allowed[parts]
+
+
+def _working_view(subject: Subject) -> tuple[Cameras, Bool[Tensor, "H W"]]:
     """The photo camera and person mask at :data:`WORK_PX` on the longer side."""
     h, w = subject.photo.shape[:2]
     factor = min(1.0, WORK_PX / max(h, w))
