@@ -296,8 +296,17 @@ def stage_fit(ctx: BakeContext) -> dict:
     from .fit import FitSettings, fit_avatar, heldout_psnr
 
     subject, preset, settings = to_device(ctx.subject, ctx.device), ctx.preset, ctx.job.settings
+    shell, allowance = None, None
+    if preset.volume_share > 0:  # hair and loose clothing off the body, where the photo's silhouette shows it
+        from anchorsplat.diffusion.volume import volume_shell
+
+        shell = volume_shell(subject, int(preset.gaussians * preset.volume_share), seed=settings.seed,
+                             backend=settings.backend)  # fmt: skip
+        allowance = shell.allowance
+    # the shell's Gaussians come out of the preset's budget: the fit costs what it did without volume
     g = bind_to_surface(
-        subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed),
+        subject.rig, preset.gaussians - (0 if shell is None else len(shell.gaussians)),
+        generator=torch.Generator().manual_seed(settings.seed),
         face_density=head_density(subject.rig, preset.head_density),
     )  # fmt: skip
     colours = photo_texture(g, subject, backend=settings.backend).colours
@@ -310,13 +319,10 @@ def stage_fit(ctx: BakeContext) -> dict:
         g.opacity_logits,
         rgb_to_sh_dc(colours)[:, None],
     )
-    allowance = None
-    if preset.volume_share > 0:  # hair and loose clothing off the body, where the photo's silhouette shows it
-        from anchorsplat.diffusion.volume import volume_shell, with_shell
+    if shell is not None:
+        from anchorsplat.diffusion.volume import with_shell
 
-        shell = volume_shell(subject, int(preset.gaussians * preset.volume_share), seed=settings.seed,
-                             backend=settings.backend)  # fmt: skip
-        init, allowance = with_shell(init, shell.gaussians), shell.allowance
+        init = with_shell(init, shell.gaussians)
     train, heldout = to_device(build_views(ctx, init.to("cpu")), ctx.device)
     fit_settings = FitSettings(
         iterations=preset.iterations,
