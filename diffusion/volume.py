@@ -8,8 +8,9 @@ normal that the photo decides:
 1. **Measured at the outline.** For a triangle seen edge-on by the photo camera (its normal within
    :data:`OUTLINE_COS` of the image plane) the bake marches along the normal from the posed surface: past the
    fitted body's own silhouette (a render of the body from the photo camera), every step still on the person
-   mask (hair, clothes) is volume; the first step off the mask ends it. Triangles facing the camera keep their
-   Gaussians on the surface (what the photo sees there is painted on it).
+   mask (hair, clothes) is volume; the first step off the mask ends it. Triangles facing the camera, and
+   edge-on ones whose normal leaves the body's silhouette only far out (hidden behind an arm, a cheek), keep
+   their Gaussians on the surface (what the photo sees there is painted on it).
 2. **A smooth prior behind.** Triangles facing away from the camera are not seen: their offsets are the
    harmonic continuation (a Laplace solve on the triangle adjacency graph) of the measured outline and of the
    zero offsets in front, so the visible head outline continues round the back of the head (a hair shell) and
@@ -132,7 +133,7 @@ def face_offsets(
     outline = candidate & (cos.abs() < OUTLINE_COS)
     measured = torch.zeros(len(faces), dtype=centres.dtype, device=centres.device)
     measured[outline] = _march(centres[outline], normals[outline], camera, person, body, max_offset)
-    outline = outline & ~measured.isnan()
+    # edge-on but hidden behind another part (a torso side behind the arm, a cheek): no evidence of volume, 0
     measured = measured.nan_to_num(0.0)
     known = outline | (candidate & (cos >= OUTLINE_COS)) | ~candidate
     return _harmonic_fill(faces, measured, known, candidate).clamp(0, max_offset)
@@ -196,8 +197,11 @@ def _march(
     run = (first_break - first_off_body).clamp_min(0)
     last = (first_off_body + run - 1).clamp(0, n_steps - 1)
     depth = torch.where(run > 0, steps[last], torch.zeros_like(steps[last]))
-    # a triangle whose normal leaves the body's silhouette only far out is not on the outline: not measured
-    at_outline = first_off_body < round(OUTLINE_REACH / STEP)
+    # a triangle whose normal leaves the body's silhouette only far out is not on the outline: NaN
+    # (at least 3 working pixels: a coarse silhouette's edge is a pixel or two off the true outline)
+    pixel = p_cam[:, 0, 2] / K[0, 0]
+    reach = torch.clamp_min(3 * pixel, OUTLINE_REACH)
+    at_outline = first_off_body < (reach / STEP).round()
     return torch.where(at_outline, depth, torch.full_like(depth, float("nan")))
 
 
