@@ -1,14 +1,15 @@
 """Stage 5: fit the triangle-bound Gaussians to every generated frame and the real photo.
 
-Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha, + light regularisers
-on normal offsets and scales. Balanced sampling (from the survey "Identity preservation in video diffusion"):
-each step uses the real photo with probability ``photo_probability``, otherwise a generated frame drawn in
-proportion to its identity weight. Densify and prune, a simple CPU equivalent of gsplat's default strategy: every
-``densify_every`` steps during the first 60% of the fit, Gaussians whose opacity fell under 0.01 are removed and
-the 5% with the largest accumulated positional gradient are split in two. The fit checkpoints atomically, with
-optimiser and random state, so a killed job resumes to the same result. Views larger than ``window`` pixels
-(the 256 px face crop and face clip of the preview preset) are fitted on a random window of that size per step, so
-a sharp face costs no more per step than a preview frame.
+Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha (stronger in the photo's
+views: a silhouette term, the evidence of hair and clothes off the body), + light regularisers on normal offsets
+(beyond a per-triangle allowance: the volume shell's) and scales. Balanced sampling (from the survey "Identity
+preservation in video diffusion"): each step uses the real photo with probability ``photo_probability``, otherwise a
+generated frame drawn in proportion to its identity weight. Densify and prune, a simple CPU equivalent of gsplat's
+default strategy: every ``densify_every`` steps during the first 60% of the fit, Gaussians whose opacity fell under
+0.01 are removed and the 5% with the largest accumulated positional gradient are split in two. The fit checkpoints
+atomically, with optimiser and random state, so a killed job resumes to the same result. Views larger than
+``window`` pixels (the 256 px face crop and face clip of the preview preset) are fitted on a random window of that
+size per step, so a sharp face costs no more per step than a preview frame.
 
 Device: the fit runs where its inputs are (``init``, the rig and the views; the bake moves them to the job's
 device). Random decisions (which view, the split children's jitter) come from one generator on the host, so the
@@ -62,6 +63,10 @@ class FitSettings:
     lambda_dssim: float = 0.2
     lambda_mask: float = 0.1
     lambda_offset: float = 100.0
+    """Weight of the squared normal offsets beyond each triangle's allowance (0 m without a volume shell)."""
+    lambda_silhouette: float = 0.5
+    """Extra weight of the mask term in the photo's views: the photo's silhouette (hair and clothes included)
+    is the only evidence of volume off the body."""
     max_scale: float = 0.03
     """Meters; larger Gaussians are pushed back (they blur motion)."""
     backend: str = "auto"
@@ -186,17 +191,25 @@ def render_view(params_or_g, rig: Rig, view: View, settings: FitSettings):
     return posed, render(posed, view.camera, backend=settings.backend, background=background)
 
 
-def view_loss(out, view: View, settings: FitSettings, params: AvatarParams) -> Tensor:
+def view_loss(
+    out, view: View, settings: FitSettings, params: AvatarParams, allowance: Float[Tensor, " F"] | None = None
+) -> Tensor:
+    """The loss of one view (see the module docstring); ``allowance``: meters per rig triangle that Gaussians
+    bound there may sit off the surface unpenalised (the volume shell's; None: none anywhere)."""
     background = torch.tensor(settings.background, dtype=view.image.dtype, device=view.image.device)
     target = view.image * view.mask[..., None] + background * (1 - view.mask[..., None])
     rgb = out.rgb[0]  # 1 H W 3
     l1 = (rgb - target[None]).abs().mean()
     d_ssim = 1 - ssim(rgb, target[None])
     mask = (out.alpha[0, 0, ..., 0] - view.mask).abs().mean()
-    offsets = (params.normal_offsets**2).mean()
+    beyond = params.normal_offsets.abs()
+    if allowance is not None:
+        beyond = torch.relu(beyond - allowance[params.face_ids])
+    offsets = (beyond**2).mean()
     scales = torch.relu(params.log_scales - math.log(settings.max_scale)).mean()
     photo = (1 - settings.lambda_dssim) * l1 + settings.lambda_dssim * d_ssim
-    return view.weight * (photo + settings.lambda_mask * mask) + settings.lambda_offset * offsets + scales
+    lambda_mask = settings.lambda_mask + (settings.lambda_silhouette if view.is_photo else 0.0)
+    return view.weight * (photo + lambda_mask * mask) + settings.lambda_offset * offsets + scales
 
 
 def _save_checkpoint(path: Path, params: AvatarParams, opt, iteration: int, result: FitResult, rng, acc) -> None:
@@ -216,8 +229,10 @@ def fit_avatar(
     *,
     checkpoint: Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    offset_allowance: Float[Tensor, " F"] | None = None,
 ) -> FitResult:
-    """Optimise ``init`` on ``views`` (see the module docstring); resumes from ``checkpoint`` if it exists."""
+    """Optimise ``init`` on ``views`` (see the module docstring); resumes from ``checkpoint`` if it exists.
+    ``offset_allowance`` (meters per rig triangle): how far Gaussians may leave the surface unpenalised there."""
     if not views:
         raise ValueError("no views to fit: every generated frame was dropped by the identity score")
     device = init.face_ids.device
@@ -251,7 +266,7 @@ def fit_avatar(
             view = view_window(view, settings.window, rng)
         posed, out = render_view(params, rig, view, settings)
         posed.means.retain_grad()
-        loss = view_loss(out, view, settings, params)
+        loss = view_loss(out, view, settings, params, offset_allowance)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

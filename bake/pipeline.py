@@ -53,6 +53,7 @@ def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
                 backend=settings.backend,
                 seed=settings.seed,
                 head_density=preset.head_density,
+                volume_gaussians=int(preset.proxy_gaussians * preset.volume_share),
             )  # fmt: skip
         )
     if settings.generator == "anchored":
@@ -313,8 +314,17 @@ def stage_fit(ctx: BakeContext) -> dict:
     from .fit import FitSettings, fit_avatar, heldout_psnr
 
     subject, preset, settings = to_device(ctx.subject, ctx.device), ctx.preset, ctx.job.settings
+    shell, allowance = None, None
+    if preset.volume_share > 0:  # hair and loose clothing off the body, where the photo's silhouette shows it
+        from anchorsplat.diffusion.volume import volume_shell
+
+        shell = volume_shell(subject, int(preset.gaussians * preset.volume_share), seed=settings.seed,
+                             backend=settings.backend)  # fmt: skip
+        allowance = shell.allowance
+    # the shell's Gaussians come out of the preset's budget: the fit costs what it did without volume
     g = bind_to_surface(
-        subject.rig, preset.gaussians, generator=torch.Generator().manual_seed(settings.seed),
+        subject.rig, preset.gaussians - (0 if shell is None else len(shell.gaussians)),
+        generator=torch.Generator().manual_seed(settings.seed),
         face_density=head_density(subject.rig, preset.head_density),
     )  # fmt: skip
     colours = photo_texture(g, subject, backend=settings.backend).colours
@@ -327,6 +337,10 @@ def stage_fit(ctx: BakeContext) -> dict:
         g.opacity_logits,
         rgb_to_sh_dc(colours)[:, None],
     )
+    if shell is not None:
+        from anchorsplat.diffusion.volume import with_shell
+
+        init = with_shell(init, shell.gaussians)
     train, heldout = to_device(build_views(ctx, init.to("cpu")), ctx.device)
     fit_settings = FitSettings(
         iterations=preset.iterations,
@@ -338,7 +352,8 @@ def stage_fit(ctx: BakeContext) -> dict:
         window=preset.resolution,
     )
     ctx.job.path("fit").mkdir(parents=True, exist_ok=True)
-    result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
+    result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"),
+                        offset_allowance=allowance)  # fmt: skip
     value = heldout_psnr(result.gaussians, subject.rig, heldout, fit_settings)
     info = {"preset": preset.name, "generator": settings.generator, "photo": Path(settings.photo).name}
     save_avatar(ctx.job.path("avatar.anchorsplat"), to_device(Avatar(subject.rig, result.gaussians, info), "cpu"))

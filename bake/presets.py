@@ -25,6 +25,10 @@ class BakePreset:
     checkpoint_every: int = 100
     head_density: float = 4.0
     """Gaussian density on the head relative to the body, for the proxy and the baked avatar."""
+    volume_share: float = 0.25
+    """Hair and loose-clothing volume (:mod:`anchorsplat.diffusion.volume`): up to this share of Gaussians is
+    added, on the proxy and the avatar, as a shell off the body where the photo's silhouette shows volume; 0
+    turns it off (the avatar stays on the body surface)."""
 
 
 PRESETS: dict[str, BakePreset] = {

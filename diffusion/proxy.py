@@ -5,12 +5,15 @@ It textures the fitted body with the photo and renders it along the clip script:
 2. they are coloured by :func:`.texture.photo_texture`: only Gaussians the photo sees (facing the camera, not
    occluded, on pixels of the person that their body part may take colour from) take the photo's colour;
    the others are completed from their mirror image or the nearest seen Gaussians of the same body part;
-3. the textured proxy is posed and rendered frame by frame with each frame's camera.
+3. where the photo's silhouette shows hair or loose clothing beyond the body, a shell of Gaussians off the
+   surface carries it (:func:`.volume.volume_shell`; ``volume_gaussians`` > 0);
+4. the textured proxy is posed and rendered frame by frame with each frame's camera.
 Every frame therefore has exactly the body parameters and camera of the script.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +24,7 @@ from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, pose,
 
 from .generator import Anchors, Clip, ClipSpec, Subject
 from .texture import head_density, photo_texture
+from .volume import volume_shell, with_shell
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class ProxyConfig:
     """Visible neighbours averaged to colour a hidden Gaussian."""
     head_density: float = 4.0
     """Gaussian density on the head and neck relative to the body: the face carries the identity."""
+    volume_gaussians: int = 0
+    """At most this many extra Gaussians in a hair/clothing shell off the body (see :mod:`.volume`); 0: none."""
     backend: str = "auto"
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
@@ -53,10 +59,15 @@ class ProxyGenerator:
         texture = photo_texture(g, subject, depth_tolerance=cfg.depth_tolerance, backend=cfg.backend,
                                 neighbours=cfg.neighbours)  # fmt: skip
         sh = rgb_to_sh_dc(texture.colours)[:, None, :]
-        return RiggedGaussians(
+        proxy = RiggedGaussians(
             g.face_ids, g.barycentric, g.normal_offsets, g.quats_canonical_wxyz, g.log_scales,
             torch.full_like(g.opacity_logits, 4.0), sh,
         )  # fmt: skip
+        if cfg.volume_gaussians <= 0:
+            return proxy
+        shell = volume_shell(subject, cfg.volume_gaussians, seed=cfg.seed, backend=cfg.backend).gaussians
+        opaque = torch.full_like(shell.opacity_logits, 4.0)
+        return with_shell(proxy, dataclasses.replace(shell, opacity_logits=opaque))
 
     def generate(self, subject: Subject, script: list[ClipSpec], anchors: Anchors) -> list[Clip]:
         proxy = self.texture(subject)

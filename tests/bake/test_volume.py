@@ -1,0 +1,150 @@
+"""Hair and loose-clothing volume (diffusion/volume.py, the fit's silhouette term) on synthetic subjects with
+ground truth (bake/synthetic.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from anchorsplat.bake.fit import AvatarParams, FitSettings, View, view_loss
+from anchorsplat.bake.job import JobSettings
+from anchorsplat.bake.pipeline import DEFAULT_RIG, run_bake, subject_from_fit
+from anchorsplat.bake.presets import BakePreset
+from anchorsplat.bake.subject import save_subject
+from anchorsplat.bake.synthetic import relaxed_motion, silhouette_iou, synthetic_avatar, synthetic_photo
+from anchorsplat.diffusion.texture import PART_NAMES, triangle_parts
+from anchorsplat.diffusion.volume import MIN_OFFSET, volume_shell, with_shell
+from anchorsplat.gaussians.conventions import Cameras, framing_cameras
+from anchorsplat.gaussians.io import load_avatar, load_rig
+from anchorsplat.gaussians.render import render
+from anchorsplat.gaussians.rigged import bind_to_surface, canonical_means, pose
+from anchorsplat.gaussians.synthetic import synthetic_rig
+from anchorsplat.gaussians.video import write_image
+
+TINY = BakePreset("tiny", resolution=48, frames_per_clip=3, proxy_gaussians=4000, gaussians=3000, iterations=30,
+                  holdout_every=3, densify_every=1000, checkpoint_every=1000)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def long_hair():
+    truth = synthetic_avatar("long")
+    return truth, synthetic_photo(truth, width=160, height=160)
+
+
+def _behind_head(rig, means, face_ids):
+    """Which Gaussians sit on head triangles and behind the back of the bare head."""
+    head_faces = triangle_parts(rig) == PART_NAMES.index("head")
+    head_vertices = rig.vertices_rest[rig.faces[head_faces].reshape(-1)]
+    back = float(head_vertices[:, 2].min())
+    return head_faces[face_ids] & (means[:, 2] < back - 0.01)
+
+
+def test_hair_shell_continues_the_outline_behind_the_head(long_hair):
+    truth, photo = long_hair
+    rig = load_rig(DEFAULT_RIG)
+    subject = subject_from_fit(photo.fit, photo.image, rig)
+    shell = volume_shell(subject, 2000, backend="torch")
+    behind = _behind_head(subject.rig, canonical_means(shell.gaussians, subject.rig), shell.gaussians.face_ids)
+    # the photo is a front view: the back of the head is never seen, the shell continues the outline there
+    assert int(behind.sum()) > 25
+    head = triangle_parts(subject.rig) == PART_NAMES.index("head")
+    assert float(shell.face_offsets[head].max()) > 0.03
+    # the allowance lets the fit keep the shell where it is, and nothing off the body elsewhere
+    bound = shell.allowance[shell.gaussians.face_ids]
+    assert bool((shell.gaussians.normal_offsets.abs() <= bound).all())
+    parts = triangle_parts(subject.rig)
+    limbs = (parts == PART_NAMES.index("arm")) | (parts == PART_NAMES.index("hand"))
+    assert float(shell.allowance[limbs].abs().max()) == 0.0
+    assert float(shell.allowance[shell.face_offsets >= MIN_OFFSET].min()) >= MIN_OFFSET + 0.02 - 1e-6
+
+    # a bald subject (the body alone): its silhouette shows no hair, so no shell behind the head
+    bare = dataclasses.replace(truth, gaussians=truth.gaussians.subset(torch.arange(30000)))
+    bald = synthetic_photo(bare, width=160, height=160)
+    bald_shell = volume_shell(subject_from_fit(bald.fit, bald.image, rig), 2000, backend="torch")
+    bald_behind = _behind_head(rig, canonical_means(bald_shell.gaussians, rig), bald_shell.gaussians.face_ids)
+    assert int(bald_behind.sum()) < int(behind.sum()) // 5
+
+
+def _bake(tmp_path, photo, preset):
+    root = tmp_path / preset.name
+    root.mkdir()
+    write_image(root / "photo.png", photo.image)
+    subject = save_subject(root / "subject.json", photo.fit)
+    settings = JobSettings(photo=str(root / "photo.png"), subject_params=str(subject), backend="torch",
+                           export_dataset=False)  # fmt: skip
+    run_bake(settings, root / "job", preset=preset, echo=lambda s: None)
+    return load_avatar(root / "job" / "avatar.anchorsplat")
+
+
+def _side_and_back_ious(truth, candidates: dict) -> dict[str, list[float]]:
+    """Silhouette IoU of each candidate (RiggedGaussians on the truth's rig) against the truth, relaxed pose,
+    at the left side and the back."""
+    motion = relaxed_motion()
+    truth_posed = pose(truth.gaussians, truth.rig, motion)
+    cameras = framing_cameras(truth_posed.means[0], torch.tensor([90.0, 180.0]), width=96, height=96)
+    with torch.no_grad():
+        a = render(truth_posed, cameras, backend="torch").alpha[0, ..., 0]
+        ious = {}
+        for name, g in candidates.items():
+            b = render(pose(g, truth.rig, motion), cameras, backend="torch").alpha[0, ..., 0]
+            ious[name] = [silhouette_iou(b[i], a[i]) for i in range(2)]
+    return ious
+
+
+def test_shell_raises_the_side_view_iou_of_the_photo_textured_start(long_hair):
+    truth, photo = long_hair
+    subject = subject_from_fit(photo.fit, photo.image, truth.rig)
+    g = bind_to_surface(subject.rig, 3000, generator=torch.Generator().manual_seed(0))
+    shell = volume_shell(subject, 750, backend="torch")
+    ious = _side_and_back_ious(truth, {"volume": with_shell(g, shell.gaussians), "flat": g})
+    assert ious["volume"][0] > ious["flat"][0] + 0.03, ious
+    assert ious["volume"][1] > ious["flat"][1] + 0.01, ious
+
+
+@pytest.mark.slow
+def test_volume_raises_the_side_view_silhouette_iou_of_a_long_hair_bake(long_hair, tmp_path):
+    """The whole bake (tiny preset) with and without the volume shell: ~3 minutes on a loaded 2-core CPU."""
+    truth, photo = long_hair
+    with_volume = _bake(tmp_path, photo, TINY)
+    without = _bake(tmp_path, photo, dataclasses.replace(TINY, name="flat", volume_share=0.0))
+    ious = _side_and_back_ious(truth, {"volume": with_volume.gaussians, "flat": without.gaussians})
+    side, back = 0, 1
+    assert ious["volume"][side] > ious["flat"][side] + 0.03, ious
+    assert ious["volume"][back] > ious["flat"][back], ious
+
+
+def _loss(view, allowance=None, offset=0.0):
+    g = bind_to_surface(synthetic_rig(), 8, generator=torch.Generator().manual_seed(0))
+    g = dataclasses.replace(g, normal_offsets=torch.full((8,), offset))
+    params = AvatarParams(g)
+    out = SimpleNamespace(rgb=view.image[None, None], alpha=torch.zeros(1, 1, 4, 4, 1))
+    settings = FitSettings(lambda_mask=0.1, lambda_silhouette=0.5, lambda_offset=100.0, max_scale=10.0)
+    return float(view_loss(out, view, settings, params, allowance))
+
+
+def test_silhouette_term_weighs_the_photo_views_mask_and_offsets_count_beyond_the_allowance():
+    image, mask = torch.ones(4, 4, 3), torch.ones(4, 4)  # the render: white, alpha 0; the target: all person
+    camera = Cameras(torch.eye(4)[None], torch.eye(3)[None], 4, 4)
+    frame = View(image, mask, torch.zeros(1, 3), camera, 1.0, False)
+    photo = View(image, mask, torch.zeros(1, 3), camera, 1.0, True)
+    # the whole mask is missed (error 1 per pixel): 0.1 in a generated frame, 0.1 + 0.5 in the photo's views
+    assert _loss(frame) == pytest.approx(0.1, abs=1e-6)
+    assert _loss(photo) == pytest.approx(0.6, abs=1e-6)
+    faces = len(synthetic_rig().faces)
+    # offsets of 5 cm: penalised (100 * 0.05^2) without an allowance, free within one of 6 cm, and only the
+    # 1 cm beyond one of 4 cm counts
+    assert _loss(frame, offset=0.05) == pytest.approx(0.1 + 100 * 0.05**2, abs=1e-6)
+    assert _loss(frame, torch.full((faces,), 0.06), offset=0.05) == pytest.approx(0.1, abs=1e-6)
+    assert _loss(frame, torch.full((faces,), 0.04), offset=0.05) == pytest.approx(0.1 + 100 * 0.01**2, abs=1e-6)
+
+
+def test_silhouette_iou_of_two_overlapping_squares():
+    a = torch.zeros(10, 10)
+    b = torch.zeros(10, 10)
+    a[0:4, 0:4] = 1.0
+    b[2:6, 2:6] = 0.9
+    assert silhouette_iou(a, b) == pytest.approx(4 / 28)
+    assert silhouette_iou(a, a) == 1.0
