@@ -27,10 +27,11 @@ PORTRAIT_RADIUS = 0.3
 
 @dataclass(frozen=True, eq=False)
 class PhotoCrop:
-    """A square crop of the photo resized to ``size``, its mask, and the crop's camera."""
+    """A crop of the photo (square for the face, the whole photo otherwise) resized to ``size``, its mask, and the
+    crop's camera."""
 
-    image: Float[Tensor, "S S 3"]
-    mask: Float[Tensor, "S S"]
+    image: Float[Tensor, "H W 3"]
+    mask: Float[Tensor, "H W"]
     camera: Cameras
 
 
