@@ -1,14 +1,16 @@
 """Export speed, size and surface quality for a shipped avatar; prints ONE JSON line.
 
     python bench/export.py [--avatar assets/sample.anchorsplat] [--frames 90] [--max-triangles 30000]
-                           [--texture-size 2048]
+                           [--texture-size 2048] [--head-resolution 768]
 
 The surface (``anchorsplat.export``): seconds per stage of one extraction (render, tsdf, decimate, unwrap,
 texture, rig transfer), triangle count, and the texture's fidelity: masked PSNR of the textured mesh rendered
 (CPU ray casting) against the splats rendered, at 8 views around the avatar (yaw every 45 degrees, level), over
 the pixels where the splats are opaque (alpha > 0.9) and the mesh is hit; ``surface_coverage`` is the share of
 those opaque pixels the mesh covers; the same at 8 close-up views of the head (``*_head``), where the texture's
-full size shows. Then the surface glb and the OBJ writes (time, size).
+full size shows, and at 8 head views between the texture's close-ups (``*_head_between``: 22.5 degrees round
+and 10 up from them). ``--head-resolution`` sets the close-ups' size (0: none, the "before" of the head bake).
+Then the surface glb and the OBJ writes (time, size).
 For each other format (the splats glb with a ``--frames``-frame animation, ply, spz, web with the same
 animation): wall time of the export call (median of 3) and the output size. The reference measured in the
 same run is one call of :func:`anchorsplat.gaussians.rigged.pose` on the whole motion (the posing every
@@ -58,7 +60,7 @@ def _size(path: Path) -> int:
 DEFAULT_AVATAR = asset_path("sample.anchorsplat")
 
 
-def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size: int) -> dict:
+def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size: int, head_resolution: int) -> dict:
     """Extract the surface once; its stage times, size, texture PSNR at 8 views, and the glb / obj writes."""
     import numpy as np
 
@@ -70,7 +72,9 @@ def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size:
 
     times = StageTimes()
     start = time.perf_counter()
-    surface = extract_surface(avatar, SurfaceOptions(max_triangles, texture_size), times)
+    surface = extract_surface(
+        avatar, SurfaceOptions(max_triangles, texture_size, head_resolution=head_resolution), times
+    )
     result = {"surface_s": round(time.perf_counter() - start, 2), "surface_stages_s": times.seconds}
     result.update(surface_triangles=surface.num_faces, surface_vertices=surface.num_vertices)
     with torch.no_grad():
@@ -80,6 +84,8 @@ def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size:
     if "head" in avatar.rig.joint_names:  # close-ups: where a texture's full size shows
         head = head_points(points, avatar.rig.joints_rest[avatar.rig.joint_names.index("head")].to(points))
         views["_head"] = surround_cameras(head, 256, yaws=8, pitches_deg=(0.0,))[:8]
+        # Between the texture's close-ups (which look from the level ring's directions): 22.5 degrees round, 10 up.
+        views["_head_between"] = surround_cameras(head, 256, yaws=8, pitches_deg=(10.0,))[:8]
     for suffix, cameras in views.items():
         with torch.no_grad():
             splats = render(rest, cameras)
@@ -110,6 +116,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--max-triangles", type=int, default=30000)
     parser.add_argument("--texture-size", type=int, default=2048)
+    parser.add_argument("--head-resolution", type=int, default=768)
     args = parser.parse_args()
     torch.set_num_threads(1)
     avatar = load_avatar(args.avatar)
@@ -132,8 +139,9 @@ def main() -> None:
         }
         result = {"bench": "export", "device": f"cpu ({platform.processor() or platform.machine()}, 1 thread)"}
         result.update(gaussians=len(avatar.gaussians), joints=avatar.rig.num_joints, frames=args.frames)
+        result["head_resolution"] = args.head_resolution
         result["reference_pose_all_frames_s"] = round(reference_s, 4)
-        result.update(surface_figures(avatar, out, motion, args.max_triangles, args.texture_size))
+        result.update(surface_figures(avatar, out, motion, args.max_triangles, args.texture_size, args.head_resolution))
         for name, (path, fn) in jobs.items():
             seconds = _median_time(fn)
             result[f"{name}_s"] = round(seconds, 4)

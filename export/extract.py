@@ -94,6 +94,18 @@ def view_cameras(points: Float[Tensor, "N 3"], resolution: int, head: Float[Tens
     )
 
 
+def head_closeups(
+    points: Float[Tensor, "N 3"], resolution: int, head: Float[Tensor, "3"], views: int = 8
+) -> Cameras | None:
+    """``views`` level cameras around the head (every ``360 / views`` degrees from the front) at ``resolution``
+    pixels, for the texture only: the face gets the pixels a whole-body render cannot give it. None when the rig's
+    head joint has too few points around it."""
+    near = head_points(points, head)
+    if len(near) < 16:
+        return None
+    return surround_cameras(near, resolution, yaws=views, pitches_deg=(0.0,))[:views]
+
+
 def render_views(posed: PosedGaussians, cameras: Cameras, backend: Backend = "auto", chunk: int = 4) -> RGBDViews:
     """Colour, alpha and depth of frame 0 of ``posed`` from every camera (a few cameras at a time)."""
     if posed.means.shape[0] != 1:

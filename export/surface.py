@@ -19,7 +19,7 @@ from anchorsplat.gaussians.render import Backend
 from anchorsplat.gaussians.rigged import canonical_posed
 from anchorsplat.gaussians.surface import SkinnedSurface
 
-from .extract import clean_and_decimate, fuse_tsdf, render_views, view_cameras, voxel_size_for
+from .extract import clean_and_decimate, fuse_tsdf, head_closeups, render_views, view_cameras, voxel_size_for
 from .mouth import MOUTH_FACES, MeshArrays, add_mouth
 from .texture import bake_texture, unwrap
 from .transfer import transfer_expressions, transfer_skinning
@@ -35,6 +35,10 @@ class SurfaceOptions:
     """Width and height of the colour texture (a power of two)."""
     render_resolution: int = 384
     """Width and height of the RGB-D renders the surface and texture come from."""
+    head_resolution: int | None = None
+    """Width and height of the extra close-up renders of the head (8 level views) the face's texels are baked
+    from; None: twice ``render_resolution`` (768 by default); 0: none (the face then comes from the
+    ``render_resolution`` views only)."""
     backend: Backend = "auto"
     """Renderer for the RGB-D views."""
     mouth: bool = True
@@ -64,6 +68,9 @@ def check_options(options: SurfaceOptions) -> None:
         raise ValueError(f"--texture-size {size} must be a power of two from 16 to 8192 (default 2048)")
     if options.render_resolution < 32 or options.render_resolution > 4096:
         raise ValueError(f"--render-resolution {options.render_resolution} must be from 32 to 4096 (default 384)")
+    head = options.head_resolution
+    if head is not None and head != 0 and not 32 <= head <= 4096:
+        raise ValueError(f"head_resolution {head} must be 0 (off) or from 32 to 4096 (default: twice the renders')")
 
 
 def extract_surface(
@@ -87,7 +94,12 @@ def extract_surface(
     budget = options.max_triangles - (MOUTH_FACES if mouth else 0)  # the cavity's triangles count too
     mesh = times.run("decimate", clean_and_decimate, fused, budget)
     uv_mesh = times.run("unwrap", unwrap, mesh)
-    texture = times.run("texture", bake_texture, uv_mesh, views, options.texture_size, 3.0 * voxel)
+    texture_views = [views]
+    head_resolution = 2 * options.render_resolution if options.head_resolution is None else options.head_resolution
+    close = head_closeups(points, head_resolution, head) if head is not None and head_resolution else None
+    if close is not None:
+        texture_views.append(times.run("render_head", render_views, posed, close, options.backend))
+    texture = times.run("texture", bake_texture, uv_mesh, texture_views, options.texture_size, 3.0 * voxel)
     start = time.perf_counter()
     skin_idx, skin_w = transfer_skinning(rig, mesh.vertices, mesh.faces)
     expressions = transfer_expressions(rig, mesh.vertices, mesh.faces)

@@ -17,9 +17,12 @@ gutter. A 2048^2 texture of the sample avatar bakes in tens of seconds on one CP
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from anchorsplat.gaussians.conventions import Cameras
 
 from .extract import FusedMesh, RGBDViews
 from .raycast import rasterize_uv
@@ -56,10 +59,18 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def bake_texture(
-    mesh: UVMesh, views: RGBDViews, size: int, tolerance: float, *, alpha_min: float = 0.5, best: int = 6
+    mesh: UVMesh,
+    views: RGBDViews | Sequence[RGBDViews],
+    size: int,
+    tolerance: float,
+    *,
+    alpha_min: float = 0.5,
+    best: int = 6,
 ) -> np.ndarray:
     """An sRGB ``size`` x ``size`` x 3 uint8 texture of ``mesh`` from the renders ``views`` (see the module doc),
-    each face's texels from its ``best`` views."""
+    each face's texels from its ``best`` views. Several sets of views (each its own image size: the body at one
+    resolution, the head close-ups at a higher one) compete under the same rule."""
+    sets = [views] if isinstance(views, RGBDViews) else list(views)
     hits = rasterize_uv(mesh.uvs, mesh.faces, size)
     inside = np.nonzero(hits.face >= 0)[0]
     # Texels sorted by their face: a camera's work is on the texels of the faces it sees, found per face.
@@ -73,11 +84,30 @@ def bake_texture(
     face_r = np.linalg.norm(mesh.vertices[mesh.faces] - face_c[:, None].astype(np.float64), axis=2).max(1)
     total = np.zeros((len(inside), 3), np.float32)
     weight = np.zeros(len(inside), np.float32)
+    chosen = _face_views(face_c, face_n, face_r, [v.cameras for v in sets], best)
+    first = 0
+    for views in sets:
+        _accumulate(views, chosen[:, first : first + len(views.cameras)], points, faces, starts, face_n, tolerance,
+                    alpha_min, total, weight)  # fmt: skip
+        first += len(views.cameras)
+    seen = weight > 1e-6
+    texture = np.zeros((size * size, 3))
+    texture[inside[seen]] = total[seen] / weight[seen, None]
+    known = np.zeros(size * size, dtype=bool)
+    known[inside[seen]] = True
+    return _fill_from_nearest(texture.reshape(size, size, 3), known.reshape(size, size))
+
+
+def _accumulate(
+    views: RGBDViews, chosen: np.ndarray, points: np.ndarray, faces: np.ndarray, starts: np.ndarray,
+    face_n: np.ndarray, tolerance: float, alpha_min: float, total: np.ndarray, weight: np.ndarray,
+) -> None:  # fmt: skip
+    """Add each camera of ``views`` to the texels of the faces that chose it (``chosen``: F x C): the weighted,
+    un-premultiplied colour into ``total`` and the weight into ``weight`` (in place)."""
     cams = views.cameras
     rgb, alpha, depth = (t.detach().cpu().float().numpy() for t in (views.rgb, views.alpha, views.depth))
     T = cams.T_cam_world.detach().cpu().double().numpy()
     Ks = cams.Ks.detach().cpu().double().numpy()
-    chosen = _face_views(face_c, face_n, face_r, T, Ks, cams.width, cams.height, best)
     for c in range(len(cams)):
         R, t, K = T[c, :3, :3].astype(np.float32), T[c, :3, 3].astype(np.float32), Ks[c].astype(np.float32)
         idx = _texels_of(np.nonzero(chosen[:, c])[0], starts)
@@ -96,20 +126,28 @@ def bake_texture(
         w = a * facing**4 * (K[0, 0] / z) ** 2  # cos^4, and the pixel footprint: close views win
         total[idx] += w[:, None] * rgb[c, row, col] / a[:, None]  # un-premultiplied colour
         weight[idx] += w
-    seen = weight > 1e-6
-    texture = np.zeros((size * size, 3))
-    texture[inside[seen]] = total[seen] / weight[seen, None]
-    known = np.zeros(size * size, dtype=bool)
-    known[inside[seen]] = True
-    return _fill_from_nearest(texture.reshape(size, size, 3), known.reshape(size, size))
 
 
 def _face_views(
-    face_c: np.ndarray, face_n: np.ndarray, face_r: np.ndarray, T: np.ndarray, Ks: np.ndarray, width: int,
-    height: int, best: int,
-) -> np.ndarray:  # fmt: skip
-    """F x C bool: for each face, the ``best`` cameras it faces and overlaps the frame of, by the bake's weight at
-    its centre (``cos^4 * (f / z)^2``); a texel's colour comes almost all from those."""
+    face_c: np.ndarray, face_n: np.ndarray, face_r: np.ndarray, camera_sets: list[Cameras], best: int
+) -> np.ndarray:
+    """F x C bool (C: the cameras of all sets, in order): for each face, the ``best`` cameras it faces and overlaps
+    the frame of, by the bake's weight at its centre (``cos^4 * (f / z)^2``); a texel's colour comes almost all
+    from those."""
+    score = np.concatenate([_face_scores(face_c, face_n, face_r, cams) for cams in camera_sets], axis=1)
+    count = score.shape[1]
+    if count > best:
+        cut = np.partition(score, count - best, axis=1)[:, count - best][:, None]
+        return (score >= cut) & (score > 0)
+    return score > 0
+
+
+def _face_scores(face_c: np.ndarray, face_n: np.ndarray, face_r: np.ndarray, cams: Cameras) -> np.ndarray:
+    """F x C: the bake's weight of each camera at each face's centre, 0 where the face is behind it, turned away
+    or outside its frame."""
+    T = cams.T_cam_world.detach().cpu().double().numpy()
+    Ks = cams.Ks.detach().cpu().double().numpy()
+    width, height = cams.width, cams.height
     score = np.zeros((len(face_c), len(T)), np.float32)
     for c in range(len(T)):
         R, t, K = T[c, :3, :3].astype(np.float32), T[c, :3, 3].astype(np.float32), Ks[c].astype(np.float32)
@@ -121,10 +159,7 @@ def _face_views(
         inside &= (py > -margin_y) & (py < height + margin_y)
         facing = -((face_n @ R.T) * c_cam).sum(1) / np.linalg.norm(c_cam, axis=1)
         score[:, c] = np.where(inside & (facing > 0), np.clip(facing, 0, 1) ** 4 * (K[0, 0] / z) ** 2, 0.0)
-    if len(T) > best:
-        cut = np.partition(score, len(T) - best, axis=1)[:, len(T) - best][:, None]
-        return (score >= cut) & (score > 0)
-    return score > 0
+    return score
 
 
 def _texels_of(faces: np.ndarray, starts: np.ndarray) -> np.ndarray:

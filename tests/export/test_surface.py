@@ -133,3 +133,21 @@ def test_texture_size_must_be_a_power_of_two_up_to_8192(size, ok):
     else:
         with pytest.raises(ValueError, match="power of two"):
             check_options(SurfaceOptions(texture_size=size))
+
+
+def test_head_closeups_fill_their_frame_with_the_whole_head(dense_avatar):
+    """The texture's extra head views: 8 cameras at the asked resolution, every point near the head joint inside
+    each frame and spanning most of it (a close-up, not the body's framing, where the head is a few pixels)."""
+    from anchorsplat.export.extract import head_closeups, head_points
+
+    rig = dense_avatar.rig
+    points = canonical_posed(dense_avatar.gaussians, rig).means[0]
+    head = rig.joints_rest[rig.joint_names.index("head")]
+    cameras = head_closeups(points, 512, head)
+    assert len(cameras) == 8 and cameras.width == cameras.height == 512
+    near = head_points(points, head)
+    p_cam = near @ cameras.T_cam_world[:, :3, :3].transpose(1, 2) + cameras.T_cam_world[:, None, :3, 3]
+    pixels = (p_cam / p_cam[..., 2:]) @ cameras.Ks.transpose(1, 2)
+    assert ((pixels[..., :2] >= 0) & (pixels[..., :2] < 512)).all()
+    span = pixels[..., :2].amax(1) - pixels[..., :2].amin(1)  # C 2
+    assert (span.amax(-1) > 0.5 * 512).all(), span

@@ -32,3 +32,28 @@ def test_texels_are_baked_at_the_requested_size():
     # The camera looks along -Z with +Y up on the image, so rows follow v as columns follow u.
     agree = (texture[..., 0] == expected[None, :]).mean()
     assert agree > 0.999, agree
+
+
+def test_a_sharper_close_up_set_outweighs_the_body_views():
+    """Two sets of views of the same square, as the export's body renders and head close-ups: a 512 px render
+    that shows it flat grey (too coarse for its stripes) and a 1024 px close-up that shows the stripes. Both face
+    it from the same distance, so the close-up's weight is (f_close / f_body)^2 = 4 times the body view's and each
+    texel is (0.5 + 4 s) / 5: 0.1 or 0.9, where the grey view alone would give 0.5."""
+    vertices = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    uvs = np.stack([vertices[:, 0] + 0.5, 0.5 - vertices[:, 1]], 1)
+    mesh = UVMesh(vertices, faces, uvs, np.arange(4))
+    T = look_at(torch.tensor([[0.0, 0.0, 2.0]]), torch.tensor([[0.0, 0.0, 0.0]]))
+
+    def views(width: int, rgb: np.ndarray) -> RGBDViews:
+        K = torch.tensor([[[2.0 * width, 0, width / 2], [0, 2.0 * width, width / 2], [0, 0, 1]]])
+        ones = torch.ones(1, width, width)
+        return RGBDViews(Cameras(T, K, width, width), torch.from_numpy(rgb)[None], ones, 2.0 * ones)
+
+    body = views(512, np.full((512, 512, 3), 0.5, np.float32))
+    stripes = (np.arange(1024) % 2).astype(np.float32)
+    close = views(1024, np.broadcast_to(stripes[None, :, None], (1024, 1024, 3)).copy())
+    texture = bake_texture(mesh, [body, close], 1024, tolerance=0.01)
+    expected = (0.5 + 4 * stripes) / 5 * 255
+    agree = (np.abs(texture[..., 0].astype(np.float64) - expected[None, :]) <= 1.0).mean()
+    assert agree > 0.999, agree
