@@ -40,7 +40,7 @@ from .detect import Detections
 from .headfit import HEAD_JOINTS, head_target
 from .landmarks import Targets, keypoint_targets
 from .photo import check_rgb8
-from .segment import segment
+from .segment import body_part_map, segment
 from .subject import R_CAM_WORLD, SubjectFit
 
 DEFAULT_FOV_DEG = 45.0
@@ -177,7 +177,24 @@ def fit_subject(
     head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
                       yaw=_initial_yaw(detections), head=head)  # fmt: skip
-    return dataclasses.replace(fit, parts=segment(detections))
+    return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)))
+
+
+def fitted_part_map(fit: SubjectFit, rig: Rig) -> np.ndarray:
+    """The fitted body's part labels in the photo camera (:func:`.segment.body_part_map`), on the host."""
+    from anchorsplat.diffusion.texture import triangle_parts
+
+    with torch.no_grad():
+        rig32 = rig.to(dtype=torch.float32)
+        shaped = rig32.with_shape(fit.shape.to(rig32.vertices_rest)) if len(fit.shape) else rig32
+        inputs = motion_to_rig(fit.motion.to(shaped.vertices_rest.device), shaped)
+        vertices = pose_mesh(shaped, inputs.joint_rotations, inputs.root_translation).vertices[0]
+        T = fit.camera.T_cam_world[0].to(vertices)
+        depth = (vertices @ T[:3, :3].T + T[:3, 3])[:, 2]
+        xy = project_points(vertices, Cameras(T[None], fit.camera.Ks.to(vertices), fit.width, fit.height))[0]
+        parts = triangle_parts(shaped)
+    return body_part_map(xy.cpu().numpy(), depth.cpu().numpy(), rig.faces.cpu().numpy(), parts.cpu().numpy(),
+                         (fit.height, fit.width))  # fmt: skip
 
 
 def fit_targets(
