@@ -37,11 +37,11 @@ from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import Rig, pose_mesh
 
 from .detect import Detections
-from .headfit import HEAD_JOINTS, head_target
+from .headfit import HEAD_JOINTS, face_shape_offsets, head_target
 from .landmarks import Targets, keypoint_targets
 from .photo import check_rgb8
 from .segment import body_part_map, segment
-from .subject import R_CAM_WORLD, SubjectFit
+from .subject import R_CAM_WORLD, FaceShape, SubjectFit
 
 DEFAULT_FOV_DEG = 45.0
 FIT_JOINTS: dict[str, float] = {
@@ -177,7 +177,29 @@ def fit_subject(
     head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
                       yaw=_initial_yaw(detections), head=head)  # fmt: skip
-    return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)))
+    face_shape = fitted_face_shape(fit, rig, detections)
+    return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)), face_shape=face_shape)
+
+
+def fitted_face_shape(fit: SubjectFit, rig: Rig, detections: Detections) -> FaceShape | None:
+    """The face's shape offsets (:func:`.headfit.face_shape_offsets`) on the fitted body; None without a 3D face
+    mesh or a head joint. On the rig's device."""
+    head = next((rig.joint_names.index(n) for n in HEAD_JOINTS if n in rig.joint_names), None)
+    if detections.face_mesh_xy is None or detections.face_mesh_z is None or head is None:
+        return None
+    with torch.no_grad():
+        rig32 = rig.to(dtype=torch.float32)
+        shaped = rig32.with_shape(fit.shape.to(rig32.vertices_rest)) if len(fit.shape) else rig32
+        device = shaped.vertices_rest.device
+        posed = motion_to_rig(fit.motion.to(device), shaped)
+        posed = pose_mesh(shaped, posed.joint_rotations, posed.root_translation)
+        rest = motion_to_rig(Motion.zeros(1, device=device), shaped)
+        rest = pose_mesh(shaped, rest.joint_rotations, rest.root_translation)
+        R_world_head = posed.T_world_joint[0, head, :3, :3] @ rest.T_world_joint[0, head, :3, :3].T
+    face = face_shape_offsets(
+        detections.face_mesh_xy, detections.face_mesh_z, shaped, posed.vertices[0], R_world_head, fit.camera
+    )
+    return to_device(face, device)
 
 
 def fitted_part_map(fit: SubjectFit, rig: Rig) -> np.ndarray:

@@ -13,9 +13,7 @@ vertices by smooth, Laplacian-regularised offsets, so profile views keep the per
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +25,7 @@ from anchorsplat.gaussians.rig import Rig
 
 from .detect import Detections
 from .landmarks import FACE_KEYPOINTS, face_landmark_vertices
+from .subject import FaceShape
 
 HEAD_JOINTS = ("head",)
 """Rig joint whose world rotation the head target constrains (Anny and SMPL-X both name it ``head``)."""
@@ -84,20 +83,6 @@ FACE_SMOOTHNESS = 1.0
 """Weight of the Laplacian term against the landmark term of :func:`face_shape_offsets`."""
 MIN_FACING = 0.3
 """A rig vertex takes a landmark only when its normal faces the camera beyond this cosine."""
-
-
-@dataclass(frozen=True, eq=False)
-class FaceShape:
-    """Offsets of the head's rest vertices (in the shaped rig's rest frame) that give it the photo's face."""
-
-    vertex_ids: Int[Tensor, " M"]
-    offsets: Float[Tensor, "M 3"]
-
-    def apply(self, rig: Rig) -> Rig:
-        """``rig`` with the offsets added to its rest vertices."""
-        ids = self.vertex_ids.to(rig.vertices_rest.device)
-        moved = rig.vertices_rest.index_add(0, ids, self.offsets.to(rig.vertices_rest))
-        return dataclasses.replace(rig, vertices_rest=moved)
 
 
 def head_vertices(rig: Rig) -> Int[Tensor, " M"]:

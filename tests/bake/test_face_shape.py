@@ -99,3 +99,25 @@ def test_a_matching_face_gets_no_offsets(face):
     mesh_z = ((depth[picks] - depth[picks].mean()) * f / depth[picks].mean()).numpy()
     fitted = face_shape_offsets(mesh_xy, mesh_z, rig, posed, _head_rotation(rig, motion), camera)
     assert float(fitted.offsets.norm(dim=1).max()) < 0.0015
+
+
+def test_face_shape_round_trips_through_the_subject_file_and_shapes_the_rig(face, tmp_path):
+    import numpy as np
+
+    from anchorsplat.bake.landmarks import Targets
+    from anchorsplat.bake.subject import SubjectFit, load_subject, save_subject, subject_rig
+
+    rig, camera = face["rig"], face["camera"]
+    shape = torch.zeros(len(rig.shape_names)) if rig.shape_dirs is not None else torch.zeros(0)
+    targets = Targets(("nose_tip",), torch.zeros(1, 2), torch.ones(1), (-1,), (0,))
+    fit = SubjectFit(
+        width=SIZE, height=SIZE, framing="portrait", camera=camera, shape_names=tuple(rig.shape_names) if len(shape)
+        else (), shape=shape, motion=face["motion"], mask=np.full((SIZE, SIZE), 255, np.uint8), targets=targets,
+        rig_kind=rig.kind, reprojection_error_px=0.0, face_shape=face["truth"],
+    )  # fmt: skip
+    back = load_subject(save_subject(tmp_path / "subject.json", fit))
+    assert torch.equal(back.face_shape.vertex_ids, face["truth"].vertex_ids)
+    assert torch.allclose(back.face_shape.offsets, face["truth"].offsets, atol=1e-6)
+    moved = subject_rig(back, rig).vertices_rest - rig.vertices_rest
+    assert torch.allclose(moved[face["truth"].vertex_ids], face["truth"].offsets, atol=1e-6)
+    assert float(moved.norm(dim=1).max()) > 0.007  # the nose moved
