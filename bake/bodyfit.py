@@ -14,6 +14,9 @@ Objective, minimised with Adam (a rigid stage on the torso and face, then everyt
   (Charbonnier);
 - silhouette: projected vertices outside the person mask pay their squared distance to it, and the mask's
   outline pulls the nearest projected vertex (capped, so hair and loose clothing do not inflate the body);
+- limbs: the 3D direction of each upper arm, forearm, thigh and shin from mediapipe's metric landmarks
+  (:func:`.landmarks.bone_targets`; 1 - cosine): a forearm pointing at the camera and one pointing away project
+  alike, and only the first is in front of the torso;
 - priors: squared joint angles (per-joint weights) and squared shape coefficients.
 """
 
@@ -38,7 +41,7 @@ from anchorsplat.gaussians.rig import Rig, pose_mesh
 
 from .detect import Detections
 from .headfit import HEAD_JOINTS, face_shape_offsets, head_target
-from .landmarks import Targets, keypoint_targets
+from .landmarks import BoneTargets, Targets, bone_targets, keypoint_targets
 from .photo import check_rgb8
 from .segment import body_part_map, segment
 from .subject import R_CAM_WORLD, FaceShape, SubjectFit
@@ -55,6 +58,12 @@ RELAXED_ARMS = {"left_shoulder": (0.0, 0.0, -1.2), "right_shoulder": (0.0, 0.0, 
 and arms left in the rig's T-pose would stick out of every generated frame."""
 HEAD_WEIGHT = 20.0
 """Weight of the head-rotation target (squared Frobenius distance; 10 degrees off costs ~0.06 x this)."""
+
+
+BONE_WEIGHT = 5.0
+"""Weight of the limb-direction term (1 - cosine per limb, times its visibility squared, summed; a limb 30
+degrees off costs ~0.13 x this). Weaker (1.0), a body fitted a little too large foreshortens an upper arm
+toward the camera to keep its 2D length, and a forearm pointing at the camera may still bend backward."""
 
 
 def rest_pose_prior(relaxed_arms: bool, device: torch.device | str = "cpu") -> Float[Tensor, "P 3"]:
@@ -175,8 +184,9 @@ def fit_subject(
     targets = keypoint_targets(detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
     head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
+    bones = bone_targets(detections, rig, torch.tensor(R_CAM_WORLD))
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
-                      yaw=_initial_yaw(detections), head=head)  # fmt: skip
+                      yaw=_initial_yaw(detections), head=head, bones=bones)  # fmt: skip
     face_shape = fitted_face_shape(fit, rig, detections)
     return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)), face_shape=face_shape)
 
@@ -229,9 +239,11 @@ def fit_targets(
     fov_deg: float = DEFAULT_FOV_DEG,
     yaw: float = 0.0,
     head: Float[Tensor, "3 3"] | None = None,
+    bones: BoneTargets | None = None,
 ) -> SubjectFit:
     """The optimisation behind :func:`fit_subject`, on given 2D targets and a person mask (uint8, 255 = in).
     ``head``: the head's world rotation relative to the rest pose (:func:`.headfit.head_target`), if known.
+    ``bones``: limb directions from the metric landmarks (:func:`.landmarks.bone_targets`), if known.
     Runs on the rig's device (the detections and the mask come from the host); the result is on it too."""
     start = time.perf_counter()
     device = rig.vertices_rest.device
@@ -268,6 +280,16 @@ def fit_targets(
             return torch.zeros((), device=device)
         return (T_world_joint[0, head_id, :3, :3] @ R_rest_head.T - head).square().sum()
 
+    bones = None if bones is None or len(bones.names) == 0 else to_device(bones, device)
+
+    def bone_loss(T_world_joint: Tensor) -> Tensor:
+        if bones is None:
+            return torch.zeros((), device=device)
+        positions = T_world_joint[0, :, :3, 3]
+        d = positions[list(bones.end_ids)] - positions[list(bones.start_ids)]
+        cos = (d * bones.directions_world).sum(-1) / d.norm(dim=-1).clamp_min(1e-6)
+        return (bones.weights * (1.0 - cos)).sum()
+
     def project(with_silhouette: bool):
         shaped = rig32.with_shape(params.shape) if num_shape else rig32
         inputs = motion_to_rig(params.motion(), shaped)
@@ -287,7 +309,7 @@ def fit_targets(
         loss = loss + 0.5 * _outside_loss(vertices_xy, silhouette, w, h)
         loss = loss + 0.1 * _outline_loss(vertices_xy[outline_vertices], silhouette.outline, scale)
         loss = loss + 0.05 * (prior * (params.body - relaxed).square()).sum() + 1.0 * params.shape.square().sum()
-        return loss + HEAD_WEIGHT * head_loss(T_world_joint)
+        return loss + HEAD_WEIGHT * head_loss(T_world_joint) + BONE_WEIGHT * bone_loss(T_world_joint)
 
     # The graph is small: one thread is faster than two, and much faster when other processes load the cores.
     with _torch_threads(1):
