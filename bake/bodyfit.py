@@ -184,7 +184,7 @@ def fit_subject(
     targets = keypoint_targets(detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
     head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
-    bones = bone_targets(detections, rig, torch.tensor(R_CAM_WORLD))
+    bones = bone_targets(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
                       yaw=_initial_yaw(detections), head=head, bones=bones)  # fmt: skip
     face_shape = fitted_face_shape(fit, rig, detections)
@@ -225,8 +225,7 @@ def fitted_part_map(fit: SubjectFit, rig: Rig) -> np.ndarray:
         depth = (vertices @ T[:3, :3].T + T[:3, 3])[:, 2]
         xy = project_points(vertices, Cameras(T[None], fit.camera.Ks.to(vertices), fit.width, fit.height))[0]
         parts = triangle_parts(shaped)
-    return body_part_map(xy.cpu().numpy(), depth.cpu().numpy(), rig.faces.cpu().numpy(), parts.cpu().numpy(),
-                         (fit.height, fit.width))  # fmt: skip
+    return body_part_map(xy, depth, rig.faces, parts, (fit.height, fit.width))
 
 
 def fit_targets(

@@ -130,7 +130,7 @@ def face_shape_offsets(
     visible = _visible(xy_all, p_cam[:, 2], rig.faces.cpu().numpy(), (camera.height, camera.width))
     candidates = head[facing[head] & visible[head]]
     if len(candidates) < 10:
-        return FaceShape(torch.zeros(0, dtype=torch.long), torch.zeros(0, 3))
+        return FaceShape(torch.zeros(0, dtype=torch.long, device="cpu"), torch.zeros(0, 3, device="cpu"))
     depth_ref = float(np.median(p_cam[candidates, 2]))
     radius = 0.004 * f / depth_ref  # 4 mm at the face, in pixels
     distance, nearest = cKDTree(xy_all[candidates]).query(mesh_xy.astype(np.float64))
@@ -142,7 +142,7 @@ def face_shape_offsets(
     inlier = np.ones(len(ids), bool)
     for _ in range(3):
         if inlier.sum() < 10:
-            return FaceShape(torch.zeros(0, dtype=torch.long), torch.zeros(0, 3))
+            return FaceShape(torch.zeros(0, dtype=torch.long, device="cpu"), torch.zeros(0, 3, device="cpu"))
         depth = lm_z + np.median(p_cam[ids[inlier], 2] - lm_z[inlier])
         target = np.concatenate([(lm_xy - K[:2, 2].numpy()) * depth[:, None] / f, depth[:, None]], 1)
         inlier = np.linalg.norm(target - p_cam[ids], axis=1) < LANDMARK_OUTLIER

@@ -175,5 +175,5 @@ def bone_targets(detections: Detections, rig: Rig, R_cam_world: Float[Tensor, "3
     if not rows:
         return BoneTargets((), (), (), torch.zeros(0, 3, device=device), torch.zeros(0, device=device))
     names, start, end, d_cam, weights = zip(*rows, strict=True)
-    d_world = torch.tensor(np.array(d_cam), dtype=torch.float32) @ R_cam_world.float().cpu()  # R^T d, row-wise
+    d_world = torch.tensor(np.array(d_cam), dtype=torch.float32, device="cpu") @ R_cam_world.float().cpu()  # R^T d
     return BoneTargets(names, start, end, d_world.to(device), torch.tensor(weights, device=device))

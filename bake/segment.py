@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from jaxtyping import Bool, Float, Int, UInt8
+from torch import Tensor
 
 from anchorsplat.diffusion.texture import LABEL_BACKGROUND, LABEL_FACE, LABEL_HAND, LABEL_PERSON
 
@@ -77,15 +78,21 @@ def visible_hands(detections: Detections) -> list[Float[np.ndarray, "4 2"]]:
 
 
 def body_part_map(
-    vertices_xy: Float[np.ndarray, "V 2"],
-    vertices_depth: Float[np.ndarray, " V"],
-    faces: Int[np.ndarray, "F 3"],
-    face_parts: Int[np.ndarray, " F"],
+    vertices_xy: Float[np.ndarray | Tensor, "V 2"],
+    vertices_depth: Float[np.ndarray | Tensor, " V"],
+    faces: Int[np.ndarray | Tensor, "F 3"],
+    face_parts: Int[np.ndarray | Tensor, " F"],
     shape: tuple[int, int],
 ) -> Int[np.ndarray, "H W"]:
     """The body part (index into ``diffusion.texture.PART_NAMES``) seen at each pixel, -1 where the body is not:
-    the posed mesh's triangles drawn far to near (a painter's z-buffer; the body's triangles are small)."""
+    the posed mesh's triangles drawn far to near (a painter's z-buffer; the body's triangles are small). Tensors
+    are brought to the host (once: this runs after the fit)."""
     import cv2
+
+    vertices_xy, vertices_depth, faces, face_parts = (
+        x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+        for x in (vertices_xy, vertices_depth, faces, face_parts)
+    )
 
     out = np.full(shape, -1, np.int32)
     corners = np.round(vertices_xy[faces] - 0.5).astype(np.int32)  # F 3 2
