@@ -53,7 +53,7 @@ def _select_frame(motion: Motion, frame: int) -> Motion:
 
 
 def render_command(config: RenderConfig) -> Path:
-    from anchorsplat.bake.views import portrait_cameras
+    from anchorsplat.bake.views import portrait_cameras, portrait_motion
     from anchorsplat.gaussians.render import render
 
     suffix = config.out.suffix.lower()
@@ -69,7 +69,10 @@ def render_command(config: RenderConfig) -> Path:
     device = resolve_device(config.device)
     avatar = load_avatar(config.avatar)
     rig, gaussians = avatar.rig.to(device), avatar.gaussians.to(device)
-    motion = _motion_frames(config.motion, avatar).to(device=device, dtype=rig.vertices_rest.dtype)
+    if config.motion is None and config.view == "portrait":  # arms hanging, as in a portrait photo
+        motion = portrait_motion(rig)
+    else:
+        motion = _motion_frames(config.motion, avatar).to(device=device, dtype=rig.vertices_rest.dtype)
     is_video = suffix in VIDEO_SUFFIXES
     turntable = config.turntable if config.turntable is not None else (is_video and config.motion is None)
     if not is_video:
@@ -165,21 +168,27 @@ def bake_command(config: BakeConfig) -> Path | None:
         if config.batch is None:
             print(f"no photo given: baking the bundled sample {SAMPLE_PHOTO.relative_to(SAMPLE_PHOTO.parents[2])}")
     _check_generator_options(config)  # before the job folder exists and before the subject fit
+    from anchorsplat.bake.pipeline import DEFAULT_RIG
+    from anchorsplat.bake_speech import load_bake_speech
+
+    speech = load_bake_speech(config.speech, DEFAULT_RIG)  # a bad --speech is refused before any job folder exists
     settings = JobSettings(
         photo=str(photo.resolve()), preset=config.preset, generator=config.generator,
         weights=None if config.weights is None else str(config.weights.resolve()),
         refine_strength=config.refine_strength,
         subject_params=None if config.subject_params is None else str(config.subject_params.resolve()),
         seed=config.seed, backend=config.backend, export_dataset=config.export_dataset, device=config.device,
-        person=config.person,
+        person=config.person, speech=None if config.speech is None else str(config.speech.resolve()),
     )  # fmt: skip
     if config.batch is not None:
         from anchorsplat.bake.batch import run_batch
 
-        results = run_batch(config.batch, config.out, settings, ray_address=config.ray_address, force=config.force)
+        results = run_batch(
+            config.batch, config.out, settings, ray_address=config.ray_address, force=config.force, speech=speech
+        )
         if not any(r.ok for r in results):
             raise ValueError("every subject of the batch failed (see the summary above)")
         return None
     from anchorsplat.bake.pipeline import run_bake
 
-    return run_bake(settings, config.out, force=config.force)
+    return run_bake(settings, config.out, force=config.force, speech=speech)

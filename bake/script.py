@@ -2,22 +2,26 @@
 every frame's pose, expression and camera are known by construction:
 
 - ``turn``: the camera orbits the body once (front, sides, back), with small head motion;
-- ``talk``: varied mouth shapes (open, round, wide, closed) at speech rate, with blinks, from the front arc;
+- ``talk``: speech, from the front arc: the clip carries the speech's audio and its face motion (jaw, visemes,
+  blinks, brows, head sway) made from that audio by the runtime's audio-to-motion model (:class:`Speech`, built
+  by the CLI, which sees both packages); without a :class:`Speech`, scripted mouth shapes at syllable rate;
 - ``expressions``: neutral, happy, sad, surprise, angry, each eased in and held;
 - ``head``: the head turns and nods while the camera stays in front;
 - ``arms``: gentle shoulder and elbow motion, seen from the front and the sides;
-- ``face``: talking and blinking, framed on the head from yaw -60 to +60 degrees at
-  :data:`~.views.FACE_CROP_PX` pixels or more in every preset (identity lives in the face).
+- ``face``: talking (the speech goes on from where ``talk`` stopped) and blinking, framed on the head from yaw
+  -60 to +60 degrees at :data:`~.views.FACE_CROP_PX` pixels or more in every preset (identity lives in the face).
 A portrait is framed on the head and shoulders, a full-body photo on the whole body.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from anchorsplat.diffusion.generator import ClipSpec, Subject
+from anchorsplat.diffusion.generator import ClipAudio, ClipSpec, Subject
 from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.rigged import pose_motion_mesh
@@ -48,6 +52,57 @@ VISEMES: tuple[dict[str, float], ...] = (
     {"jawOpen": 0.35, "mouthSmileLeft": 0.3, "mouthSmileRight": 0.3},
 )
 J = {name: i for i, name in enumerate(SMPLX_JOINT_NAMES)}
+SCRIPT_FPS = 15.0
+"""Frame rate of every clip of the script (a :class:`Speech`'s face motion is made at this rate)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Speech:
+    """The speech the talking clips are driven by: its mono audio and the face motion the runtime's audio-to-motion
+    model made from it at :data:`SCRIPT_FPS` (SMPL-X neck/head/spine3/jaw rotations + ARKit expression channels,
+    already adapted to the bake's rig so that the jaw is not counted twice). Frame k of ``face`` shows time
+    k / fps of ``audio``."""
+
+    audio: ClipAudio
+    face: Motion
+
+    def __post_init__(self) -> None:
+        if self.audio.waveforms.shape[0] != 1:
+            raise ValueError(f"speech: one mono track expected, got {self.audio.waveforms.shape[0]}")
+        if abs(self.face.fps - SCRIPT_FPS) > 1e-6:
+            raise ValueError(f"speech: the face motion must be at {SCRIPT_FPS} fps, got {self.face.fps}")
+
+    def segment(self, start: int, frames: int) -> tuple[Motion, ClipAudio]:
+        """``frames`` face frames from frame ``start`` and the audio they show, cut at the same instants. A speech
+        shorter than that loops, audio and face together (one period: the face's frames, the audio padded with
+        silence to their length)."""
+        start = start % len(self.face)
+        index = torch.arange(start, start + frames) % len(self.face)
+        rate = self.audio.sample_rate
+        first, count = round(start / SCRIPT_FPS * rate), round(frames / SCRIPT_FPS * rate)
+        period = round(len(self.face) / SCRIPT_FPS * rate)
+        one = F.pad(self.audio.waveforms, (0, max(0, period - self.audio.waveforms.shape[1])))[:, :period]
+        wave = one.repeat(1, -(-(first + count) // period))[:, first : first + count]
+        face = self.face
+        motion = Motion.from_full_pose(face.full_pose()[index], face.transl[index], face.expression[index],
+                                       face.expression_names, face.fps)  # fmt: skip
+        return motion, ClipAudio(wave, rate)
+
+
+def _speaking(base: torch.Tensor, face: Motion) -> Motion:
+    """The base body pose with a speaking face on top: the face's neck, head and spine3 rotations added (small
+    angles), its jaw in place of the base's, its expression channels by name (the script's channels it lacks stay
+    0; the face's blinks and brows come from the audio-to-motion model's procedural upper face)."""
+    full = base.clone()
+    face_full = face.full_pose().to(full)
+    for joint in ("neck", "head", "spine3"):
+        full[:, J[joint]] += face_full[:, J[joint]]
+    full[:, J["jaw"]] = face_full[:, J["jaw"]]
+    names = ARKIT_CHANNELS + tuple(n for n in face.expression_names if n not in ARKIT_CHANNELS)
+    expression = full.new_zeros(len(full), len(names))
+    for i, name in enumerate(face.expression_names):
+        expression[:, names.index(name)] = face.expression[:, i].to(full)
+    return Motion.from_full_pose(full, expression=expression.clamp(0, 1), expression_names=names, fps=face.fps)
 
 
 def _base_pose(subject: Subject, frames: int) -> torch.Tensor:
@@ -83,8 +138,11 @@ def framing_points(subject: Subject, portrait: bool) -> torch.Tensor:
     return portrait_points(vertices, head)
 
 
-def clip_script(subject: Subject, *, frames: int, resolution: int, portrait: bool, fps: float = 15.0) -> list[ClipSpec]:
-    """All clips of the script (see the module docstring)."""
+def clip_script(
+    subject: Subject, *, frames: int, resolution: int, portrait: bool, speech: Speech | None = None
+) -> list[ClipSpec]:
+    """All clips of the script (see the module docstring); ``speech`` drives the talking clips."""
+    fps = SCRIPT_FPS
     points = framing_points(subject, portrait).detach().float()
     t = torch.linspace(0, 1, frames)
 
@@ -100,11 +158,15 @@ def clip_script(subject: Subject, *, frames: int, resolution: int, portrait: boo
     full = _base_pose(subject, frames)
     full[:, J["head"], 1] += 0.15 * torch.sin(2 * math.pi * t)
     clips.append(ClipSpec("turn", motion(full, _blinks(frames)), cameras(360.0 * t * (frames - 1) / frames)))
-    # talk: visemes at syllable rate, blinks, a slow sweep across the front
-    weights = [dict(VISEMES[k % len(VISEMES)]) | b for k, b in enumerate(_blinks(frames, 7))]
-    full = _base_pose(subject, frames)
-    full[:, J["head"], 0] += 0.06 * torch.sin(4 * math.pi * t)
-    clips.append(ClipSpec("talk", motion(full, weights), cameras(-25.0 + 50.0 * t)))
+    # talk: the speech (audio + the face motion made from it), a slow sweep across the front
+    if speech is not None:
+        face, audio = speech.segment(0, frames)
+        clips.append(ClipSpec("talk", _speaking(_base_pose(subject, frames), face), cameras(-25.0 + 50.0 * t), audio))
+    else:  # scripted visemes at syllable rate, blinks, a gentle nod
+        weights = [dict(VISEMES[k % len(VISEMES)]) | b for k, b in enumerate(_blinks(frames, 7))]
+        full = _base_pose(subject, frames)
+        full[:, J["head"], 0] += 0.06 * torch.sin(4 * math.pi * t)
+        clips.append(ClipSpec("talk", motion(full, weights), cameras(-25.0 + 50.0 * t)))
     # expressions: each held for a share of the clip
     names = list(EXPRESSIONS)
     weights = [EXPRESSIONS[names[min(int(x * len(names)), len(names) - 1)]] for x in t.tolist()]
@@ -124,11 +186,15 @@ def clip_script(subject: Subject, *, frames: int, resolution: int, portrait: boo
     full[:, J["right_elbow"], 1] += 0.3 * (1 + swing) / 2
     clips.append(ClipSpec("arms", motion(full, _blinks(frames, 11)), cameras(-60.0 + 120.0 * t)))
     # face: close-up at no less than the face crop's size, a sweep from one 3/4 profile to the other
-    weights = [dict(VISEMES[k % len(VISEMES)]) | b for k, b in enumerate(_blinks(frames, 6))]
     face_points = face_framing_points(subject)
     face_size = max(FACE_CROP_PX, resolution)
     face_cameras = framing_cameras(face_points, -60.0 + 120.0 * t, width=face_size, height=face_size, margin=1.1)
-    clips.append(ClipSpec("face", motion(_base_pose(subject, frames), weights), face_cameras))
+    if speech is not None:  # the speech goes on where the talk clip stopped
+        face, audio = speech.segment(frames, frames)
+        clips.append(ClipSpec("face", _speaking(_base_pose(subject, frames), face), face_cameras, audio))
+    else:
+        weights = [dict(VISEMES[k % len(VISEMES)]) | b for k, b in enumerate(_blinks(frames, 6))]
+        clips.append(ClipSpec("face", motion(_base_pose(subject, frames), weights), face_cameras))
     return clips
 
 

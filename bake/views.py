@@ -6,12 +6,16 @@ cameras that frame head and shoulders (``anchorsplat render --view portrait``, t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from anchorsplat.gaussians.conventions import Cameras, framing_cameras, project_points
+from anchorsplat.gaussians.conventions import Cameras, cropped_camera, framing_cameras, project_points
+
+if TYPE_CHECKING:
+    from anchorsplat.gaussians.motion import Motion
 
 FACE_CROP_PX = 256
 """Side of the face crop view and of the generated face clip, in every preset."""
@@ -92,11 +96,23 @@ def face_crop(
     x0, y0 = max(0, min(x0, w - side_px)), max(0, min(y0, h - side_px))
     crop = photo[y0 : y0 + side_px, x0 : x0 + side_px]
     image, m = resized_photo(crop, mask[y0 : y0 + side_px, x0 : x0 + side_px], size)
-    K = camera.Ks.clone()
-    K[:, 0, 2] -= x0
-    K[:, 1, 2] -= y0
-    K[:, :2] *= image.shape[1] / side_px
-    return PhotoCrop(image, m, Cameras(camera.T_cam_world, K, image.shape[1], image.shape[0]))
+    crop_camera = cropped_camera(camera, x0, y0, image.shape[1], image.shape[0], image.shape[1] / side_px)
+    return PhotoCrop(image, m, crop_camera)
+
+
+def portrait_motion(rig) -> "Motion":
+    """One frame of the rest pose with the arms hanging, as in a portrait photo (not the rig's T-pose): what a
+    portrait view shows when no motion is given."""
+    import torch
+
+    from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
+
+    from .bodyfit import RELAXED_ARMS
+
+    full = torch.zeros(1, 55, 3, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device)
+    for name, aa in RELAXED_ARMS.items():
+        full[0, SMPLX_JOINT_NAMES.index(name)] = torch.tensor(aa, dtype=full.dtype, device=full.device)
+    return Motion.from_full_pose(full)
 
 
 def portrait_points(points: Float[Tensor, "N 3"], head: Float[Tensor, "3"]) -> Float[Tensor, "M 3"]:

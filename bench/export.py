@@ -7,7 +7,8 @@ The surface (``anchorsplat.export``): seconds per stage of one extraction (rende
 texture, rig transfer), triangle count, and the texture's fidelity: masked PSNR of the textured mesh rendered
 (CPU ray casting) against the splats rendered, at 8 views around the avatar (yaw every 45 degrees, level), over
 the pixels where the splats are opaque (alpha > 0.9) and the mesh is hit; ``surface_coverage`` is the share of
-those opaque pixels the mesh covers. Then the surface glb and the OBJ writes (time, size).
+those opaque pixels the mesh covers; the same at 8 close-up views of the head (``*_head``), where the texture's
+full size shows. Then the surface glb and the OBJ writes (time, size).
 For each other format (the splats glb with a ``--frames``-frame animation, ply, spz, web with the same
 animation): wall time of the export call (median of 3) and the output size. The reference measured in the
 same run is one call of :func:`anchorsplat.gaussians.rigged.pose` on the whole motion (the posing every
@@ -61,7 +62,7 @@ def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size:
     """Extract the surface once; its stage times, size, texture PSNR at 8 views, and the glb / obj writes."""
     import numpy as np
 
-    from anchorsplat.export.extract import surround_cameras
+    from anchorsplat.export.extract import head_points, surround_cameras
     from anchorsplat.export.obj import write_obj
     from anchorsplat.export.raycast import render_mesh
     from anchorsplat.export.surface import StageTimes, SurfaceOptions, extract_surface
@@ -74,18 +75,24 @@ def surface_figures(avatar, out: Path, motion, max_triangles: int, texture_size:
     result.update(surface_triangles=surface.num_faces, surface_vertices=surface.num_vertices)
     with torch.no_grad():
         rest = canonical_posed(avatar.gaussians, avatar.rig)
-        cameras = surround_cameras(rest.means[0], 256, yaws=8, pitches_deg=(0.0,))[:8]
-        splats = render(rest, cameras)
-    alpha = splats.alpha[0, ..., 0].numpy()
-    reference = (splats.rgb[0] / splats.alpha[0].clamp_min(1e-6)).numpy()
-    rgb, cover = render_mesh(
-        surface.vertices_rest.numpy(), surface.faces.numpy(), surface.uvs.numpy(), surface.texture, cameras
-    )
-    opaque = alpha > 0.9
-    mask = opaque & (cover > 0)
-    mse = float(((rgb - reference) ** 2)[mask].mean())
-    result["texture_psnr_8_views_db"] = round(10 * np.log10(1 / mse), 2)
-    result["surface_coverage"] = round(float(mask.sum() / opaque.sum()), 4)
+    points = rest.means[0]
+    views = {"": surround_cameras(points, 256, yaws=8, pitches_deg=(0.0,))[:8]}
+    if "head" in avatar.rig.joint_names:  # close-ups: where a texture's full size shows
+        head = head_points(points, avatar.rig.joints_rest[avatar.rig.joint_names.index("head")].to(points))
+        views["_head"] = surround_cameras(head, 256, yaws=8, pitches_deg=(0.0,))[:8]
+    for suffix, cameras in views.items():
+        with torch.no_grad():
+            splats = render(rest, cameras)
+        alpha = splats.alpha[0, ..., 0].numpy()
+        reference = (splats.rgb[0] / splats.alpha[0].clamp_min(1e-6)).numpy()
+        rgb, cover = render_mesh(
+            surface.vertices_rest.numpy(), surface.faces.numpy(), surface.uvs.numpy(), surface.texture, cameras
+        )
+        opaque = alpha > 0.9
+        mask = opaque & (cover > 0)
+        mse = float(((rgb - reference) ** 2)[mask].mean())
+        result[f"texture_psnr{suffix}_8_views_db"] = round(10 * np.log10(1 / mse), 2)
+        result[f"surface_coverage{suffix}"] = round(float(mask.sum() / opaque.sum()), 4)
     start = time.perf_counter()
     export_glb(avatar, out / "surface.glb", motion=motion, surface=surface, splats=False)
     result["glb_surface_write_s"] = round(time.perf_counter() - start, 3)

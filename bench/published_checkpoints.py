@@ -2,7 +2,9 @@
 transformer, float32 VAE) written in diffusers layout, checked like ``anchorsplat bake --weights DIR``, loaded by
 ``load_anchored_generator`` and run for one denoising step on 5 frames at 64x64. One JSON line per model, each
 with the same measurements for a 1-layer build of the same config as its reference (``ratio_*``). Each model
-runs in its own process so peak memory is its own.
+runs in its own process so peak memory is its own. Memory: the transformer is built directly in bfloat16 and loaded
+(low_cpu_mem_usage) in bfloat16, so the 5B needs about 15 GiB free (peak RSS 14.8 GiB measured), the 1.3B about
+4.3 GiB; each also writes its checkpoint to a temporary folder (12.8 GB / 3.3 GB).
 
     python bench/published_checkpoints.py --threads 1                     # both models
     python bench/published_checkpoints.py --threads 1 --name wan2.1-t2v-1.3b

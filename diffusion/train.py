@@ -70,9 +70,12 @@ def sample_anchors(sample: Sample, latents: Tensor, cfg: TrainConfig, layout: An
         if float(torch.rand(1, generator=g)) < cfg.anchor_dropout:
             continue
         kind = int(sample.anchor_kind[i])
-        pos = layout.global_t if kind == 0 else layout.viewpoint_position(VIEWPOINTS[int(sample.anchor_slot[i])])
-        if kind == 2:
+        if kind == 0:
+            pos = layout.global_t
+        elif kind == 2:  # the slot is the expression's offset from the expression block (see dataset.py)
             pos = layout.expression_t + int(sample.anchor_slot[i])
+        else:
+            pos = layout.viewpoint_position(VIEWPOINTS[int(sample.anchor_slot[i])])
         if pos in used:  # one anchor per RoPE slot
             continue
         used.add(pos)

@@ -20,6 +20,7 @@ from anchorsplat.gaussians.rigged import canonical_posed
 from anchorsplat.gaussians.surface import SkinnedSurface
 
 from .extract import clean_and_decimate, fuse_tsdf, render_views, view_cameras, voxel_size_for
+from .mouth import MOUTH_FACES, MeshArrays, add_mouth
 from .texture import bake_texture, unwrap
 from .transfer import transfer_expressions, transfer_skinning
 
@@ -36,6 +37,9 @@ class SurfaceOptions:
     """Width and height of the RGB-D renders the surface and texture come from."""
     backend: Backend = "auto"
     """Renderer for the RGB-D views."""
+    mouth: bool = True
+    """Cut the lips apart and put a dark mouth cavity behind them (when the rig has ``jawOpen`` and the budget is at
+    least 1000 triangles)."""
 
 
 @dataclass
@@ -78,7 +82,10 @@ def extract_surface(
     voxel = voxel_size_for(points, options.render_resolution)
     bounds = torch.stack([points.min(0).values, points.max(0).values])
     fused = times.run("tsdf", fuse_tsdf, views, voxel, bounds)
-    mesh = times.run("decimate", clean_and_decimate, fused, options.max_triangles)
+    # Budgets under 1000 triangles leave no lips to cut (and the cavity would be a large share of them).
+    mouth = options.mouth and "jawOpen" in rig.expression_names and options.max_triangles >= 1000
+    budget = options.max_triangles - (MOUTH_FACES if mouth else 0)  # the cavity's triangles count too
+    mesh = times.run("decimate", clean_and_decimate, fused, budget)
     uv_mesh = times.run("unwrap", unwrap, mesh)
     texture = times.run("texture", bake_texture, uv_mesh, views, options.texture_size, 3.0 * voxel)
     start = time.perf_counter()
@@ -86,13 +93,21 @@ def extract_surface(
     expressions = transfer_expressions(rig, mesh.vertices, mesh.faces)
     times.seconds["rig_transfer"] = round(time.perf_counter() - start, 3)
     src = uv_mesh.source_vertex
+    arrays = MeshArrays(uv_mesh.vertices, uv_mesh.faces, uv_mesh.uvs, texture, skin_idx[src], skin_w[src],
+                        expressions[:, src])  # fmt: skip
+    if mouth:
+        start = time.perf_counter()
+        jaw = rig.expression_names.index("jawOpen")
+        raw = transfer_expressions(rig, mesh.vertices, mesh.faces, smooth_steps=0)[jaw]  # the sharp lip line
+        arrays = add_mouth(arrays, jaw, raw[src])
+        times.seconds["mouth"] = round(time.perf_counter() - start, 3)
     dtype, device = rig.vertices_rest.dtype, rig.vertices_rest.device
     return SkinnedSurface(
-        torch.as_tensor(uv_mesh.vertices, dtype=dtype, device=device),
-        torch.as_tensor(uv_mesh.faces, device=device),
-        torch.as_tensor(uv_mesh.uvs, dtype=dtype, device=device),
-        np.ascontiguousarray(texture),
-        torch.as_tensor(skin_idx[src], device=device),
-        torch.as_tensor(skin_w[src], dtype=dtype, device=device),
-        torch.as_tensor(expressions[:, src], dtype=dtype, device=device),
+        torch.as_tensor(arrays.vertices, dtype=dtype, device=device),
+        torch.as_tensor(arrays.faces, device=device),
+        torch.as_tensor(arrays.uvs, dtype=dtype, device=device),
+        np.ascontiguousarray(arrays.texture),
+        torch.as_tensor(arrays.skin_indices, device=device),
+        torch.as_tensor(arrays.skin_weights, dtype=dtype, device=device),
+        torch.as_tensor(arrays.expressions, dtype=dtype, device=device),
     )

@@ -161,6 +161,19 @@ class Cameras:
         return torch.linalg.inv(self.T_cam_world)
 
 
+def cropped_camera(
+    camera: Cameras, x0: int | float, y0: int | float, width: int, height: int, scale: float = 1.0
+) -> Cameras:
+    """The camera of the ``width`` x ``height`` window at pixel (``x0``, ``y0``) of ``camera``'s image, resampled by
+    ``scale`` (a window of S pixels shown at S * scale): the same rays, so a render of the window is that window of
+    the whole render."""
+    K = camera.Ks.clone()
+    K[:, 0, 2] -= x0
+    K[:, 1, 2] -= y0
+    K[:, :2] *= scale
+    return Cameras(camera.T_cam_world, K, width, height)
+
+
 def intrinsics_from_fov(
     fov_y_deg: float, width: int, height: int, *, dtype: torch.dtype = torch.float32, device=None
 ) -> Float[Tensor, "3 3"]:

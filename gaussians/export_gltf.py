@@ -11,7 +11,8 @@ front +Z: ours already; quaternions ``xyzw``, converted here at the boundary):
   the splats (:class:`~anchorsplat.gaussians.surface.SkinnedSurface`): ``TEXCOORD_0``, the colour texture as an
   embedded PNG in a non-metallic, fully rough PBR material, top-4 ``JOINTS_0`` / ``WEIGHTS_0`` and the expression
   morph targets. This is what an engine without splat support shows and animates.
-- **body mesh** (node ``body``, not in the scene: never drawn, a bald mannequin would cover the person): the
+- **body mesh** (node ``body``, only in files with the splats, and not in the scene: never drawn, a bald
+  mannequin would cover the person; Blender imports off-scene nodes too, so surface-only files omit it): the
   rest mesh skinned with the rig's weights reduced to top-4 (``JOINTS_0`` / ``WEIGHTS_0``), normals, and the
   expression blendshapes as morph targets named in ``mesh.extras.targetNames``. The full top-k skinning is kept
   exactly in the custom attributes ``_RIG_JOINTS_i`` / ``_RIG_WEIGHTS_i``, for :func:`import_glb`.
@@ -183,7 +184,7 @@ def build_glb(
     if splats:
         doc["extensionsUsed"] = [SPLAT_EXTENSION]
     j = rig.num_joints
-    doc["nodes"] = _skeleton_nodes(rig) + [{"name": "body", "mesh": 0, "skin": 0}]
+    doc["nodes"] = _skeleton_nodes(rig)
     ibm = np.tile(np.eye(4), (j, 1, 1))
     ibm[:, :3, 3] = -_np(rig.joints_rest, np.float64)
     doc["skins"] = [
@@ -194,13 +195,19 @@ def build_glb(
             "inverseBindMatrices": b.accessor(ibm.transpose(0, 2, 1).reshape(j, 16).astype(np.float32)),
         }
     ]
-    doc["materials"] = [
-        {"name": "body", "pbrMetallicRoughness": {"baseColorFactor": [0.8, 0.62, 0.52, 1.0], "metallicFactor": 0.0}},
-    ]
-    doc["meshes"] = [_body_mesh(b, rig)]
-    # The body mesh is the rig (kept for the exact round trip of import_glb) but not part of the scene: drawn, it
-    # is a bald mannequin in front of the person. The scene holds the skeleton, the surface and/or the splats.
-    shown = [0]
+    doc["meshes"] = []
+    shown, animated = [0], []
+    if splats:
+        # The body mesh is the rig, kept beside the splats for the exact round trip of import_glb, but not part
+        # of the scene: drawn, it is a bald mannequin in front of the person. A surface-only file (the default
+        # glb, the VRM) leaves it out: importers that bring in every node (Blender's) would show it.
+        doc["materials"] = [
+            {"name": "body",
+             "pbrMetallicRoughness": {"baseColorFactor": [0.8, 0.62, 0.52, 1.0], "metallicFactor": 0.0}},
+        ]  # fmt: skip
+        doc["meshes"].append(_body_mesh(b, rig))
+        doc["nodes"].append({"name": "body", "mesh": 0, "skin": 0})
+        animated.append(len(doc["nodes"]) - 1)
     if surface is not None:
         doc["meshes"].append(surface_mesh(b, surface, rig))
         doc["nodes"].append({"name": "surface", "mesh": len(doc["meshes"]) - 1, "skin": 0})
@@ -212,7 +219,7 @@ def build_glb(
     doc["scenes"] = [{"name": "avatar", "nodes": shown}]
     doc["scene"] = 0
     if motion is not None:
-        doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(j, *shown[1:]))]
+        doc["animations"] = [_animation(b, rig, motion, mesh_nodes=(*animated, *shown[1:]))]
     return b
 
 

@@ -127,8 +127,9 @@ def import_glb(path: str | os.PathLike) -> Avatar:
             f"{path} is anchorsplat glb version {extras['version']}, newer than this one: upgrade anchorsplat"
         )
     try:
+        splats = _find_mesh_node(doc, "gaussians", path)  # first: a surface-only glb has neither, say what it lacks
         rig = _read_rig(glb, _find_mesh_node(doc, "body", path), extras)
-        gaussians = _read_gaussians(glb, _find_mesh_node(doc, "gaussians", path), rig)
+        gaussians = _read_gaussians(glb, splats, rig)
     except (KeyError, IndexError, TypeError) as exc:
         raise ValueError(
             f"{path}: the glb's contents are inconsistent ({type(exc).__name__}: {exc}); re-export it"

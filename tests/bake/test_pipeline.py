@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from anchorsplat.bake import fit as fit_module
 from anchorsplat.bake.batch import run_batch
 from anchorsplat.bake.fit import FitSettings, View, fit_avatar
 from anchorsplat.bake.job import STAGES, JobSettings
@@ -135,7 +136,7 @@ def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
     view = View(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255,
                 pose_motion_mesh(rig, motion).vertices[0], camera, 1.0, True)  # fmt: skip
     init = bind_to_surface(rig, 150, generator=torch.Generator().manual_seed(1))
-    settings = FitSettings(iterations=12, densify_every=6, checkpoint_every=4, backend="torch")
+    settings = FitSettings(iterations=12, densify_every=6, checkpoint_every=4, backend="torch", window=16)
     whole = fit_avatar(rig, [view], init, settings)
 
     def crash(step, loss):
@@ -150,6 +151,44 @@ def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
     assert resumed.losses == pytest.approx(whole.losses, rel=1e-4)
     torch.testing.assert_close(resumed.gaussians.sh_coeffs, whole.gaussians.sh_coeffs, atol=1e-5, rtol=1e-4)
     assert whole.losses[-1] < whole.losses[0]
+
+
+def test_a_view_window_is_that_window_of_the_render_and_bounds_the_step():
+    rig = synthetic_rig()
+    photo, mask, camera, motion = _photo_of(rig, size=24)
+    view = View(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255,
+                pose_motion_mesh(rig, motion).vertices[0], camera, 1.0, True)  # fmt: skip
+    init = bind_to_surface(rig, 150, generator=torch.Generator().manual_seed(1))
+    settings = FitSettings(iterations=6, densify_every=1000, checkpoint_every=1000, backend="torch", window=10)
+    generator = torch.Generator().manual_seed(3)
+    _, whole = fit_module.render_view(init, rig, view, settings)
+    corners = set()
+    for _ in range(4):
+        part = fit_module.view_window(view, 10, generator)
+        assert part.image.shape[:2] == part.mask.shape == (10, 10) and (part.camera.width, part.camera.height) == (
+            10,
+            10,
+        )
+        _, out = fit_module.render_view(init, rig, part, settings)
+        x0, y0 = (camera.Ks[0, :2, 2] - part.camera.Ks[0, :2, 2]).round().long().tolist()
+        corners.add((x0, y0))
+        torch.testing.assert_close(part.image, view.image[y0 : y0 + 10, x0 : x0 + 10])
+        torch.testing.assert_close(out.rgb[0, 0], whole.rgb[0, 0, y0 : y0 + 10, x0 : x0 + 10], atol=1e-5, rtol=1e-4)
+    assert len(corners) > 1  # the windows move
+    assert fit_module.view_window(view, 24, generator) is view
+    sizes = []
+    render_view = fit_module.render_view
+
+    def recording(params, rig, view, settings):
+        sizes.append(tuple(view.image.shape[:2]))
+        return render_view(params, rig, view, settings)
+
+    fit_module.render_view = recording
+    try:
+        fit_avatar(rig, [view], init, settings)
+    finally:
+        fit_module.render_view = render_view
+    assert sizes == [(10, 10)] * 6  # every step renders the window, not the whole view
 
 
 def test_clip_script_covers_turn_talk_expressions_with_known_cameras():

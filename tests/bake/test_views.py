@@ -64,6 +64,8 @@ def test_render_view_portrait_frames_the_face(tmp_path):
         image = np.asarray(Image.open(tmp_path / f"{view}.png").convert("RGB")).astype(int)
         rows = np.nonzero((image < 235).any(axis=(1, 2)))[0]
         out[view] = (rows.min(), rows.max())
+        if view == "portrait":  # arms hanging as in a portrait photo, not the T-pose's arms out to the edges
+            assert not (image[:, :4] < 235).any() and not (image[:, -4:] < 235).any()
     # The whole body fills the front view's height; the portrait shows the top of the body enlarged: its content
     # reaches the bottom edge (the shoulders are cut there) and starts near the top (the head).
     assert out["front"][1] < 95 and out["portrait"][1] >= 94 and out["portrait"][0] < 25, out

@@ -1,6 +1,6 @@
 """Fixtures for the export tests: a tiny synthetic avatar, a seeded motion, the exported files (made once per
 session), and the external checkers: node with the npm packages of ``tests/export/js`` (gltf-validator, three,
-playwright-core; ``npm ci --prefix tests/export/js``) and the system Chromium (Debian package ``chromium``).
+Babylon.js, playwright-core; ``npm ci --prefix tests/export/js``) and the system Chromium (Debian package ``chromium``).
 
 CI installs all of them, so a missing package or browser fails the test with the command that installs it.
 Only a machine without node at all skips these checks (saying so); ``ANCHORSPLAT_REQUIRE_EXPORT_TOOLS=1`` turns
@@ -35,7 +35,7 @@ def node() -> str:
         if REQUIRE_TOOLS:
             pytest.fail(message)
         pytest.skip(message)
-    for package in ("gltf-validator", "three", "playwright-core"):
+    for package in ("gltf-validator", "three", "playwright-core", "@babylonjs/core", "@babylonjs/loaders"):
         if not (JS_DIR / "node_modules" / package / "package.json").is_file():
             pytest.fail(f"the npm package {package} is not installed in {JS_DIR}: {NPM_HINT}")
     return path
@@ -129,8 +129,10 @@ def body_glb(tmp_path_factory, body_avatar, body_motion) -> Path:
     return export_glb(body_avatar, tmp_path_factory.mktemp("body") / "body.glb", motion=body_motion)
 
 
-SURFACE_OPTIONS = dict(max_triangles=1500, texture_size=64, render_resolution=160)
-"""Tiny budgets for the surface tests (the defaults are 30k triangles, 2048^2 texture, 384^2 renders)."""
+SURFACE_OPTIONS = dict(max_triangles=1500, texture_size=64, render_resolution=160, mouth=False)
+"""Tiny budgets for the surface tests (the defaults are 30k triangles, 2048^2 texture, 384^2 renders). No mouth
+cavity: the synthetic rig's "jawOpen" drops its whole head box's bottom ring, it has no lips (test_mouth.py and
+the sample face in test_face.py check the mouth)."""
 
 
 @pytest.fixture(scope="session")
@@ -169,19 +171,25 @@ def surface_glb(tmp_path_factory, dense_avatar, surface, motion) -> Path:
 
 
 @pytest.fixture(scope="session")
-def body_vrm(tmp_path_factory, body_avatar) -> Path:
-    """The Anny body avatar as VRM, with the rig's own mesh as its surface (planar UVs, a flat texture): the VRM
-    structure does not depend on how the surface was made, and this costs no extraction."""
+def body_surface(body_avatar):
+    """The Anny body's own mesh as a surface (planar UVs, a flat texture, the rig's skinning and 52 expressions):
+    the VRM and glb structure does not depend on how the surface was made, and this costs no extraction."""
     import numpy as np
 
-    from anchorsplat.gaussians.export_vrm import export_vrm
     from anchorsplat.gaussians.surface import SkinnedSurface
 
     rig = body_avatar.rig
     v = rig.vertices_rest
     uvs = (v[:, :2] - v[:, :2].min(0).values) / (v[:, :2].max(0).values - v[:, :2].min(0).values)
-    surface = SkinnedSurface(
+    return SkinnedSurface(
         v, rig.faces, torch.stack([uvs[:, 0], 1 - uvs[:, 1]], 1), np.full((16, 16, 3), 180, np.uint8),
         rig.skin_indices, rig.skin_weights, rig.expression_dirs,
     )  # fmt: skip
-    return export_vrm(body_avatar, tmp_path_factory.mktemp("vrm") / "body.vrm", surface, name="body")
+
+
+@pytest.fixture(scope="session")
+def body_vrm(tmp_path_factory, body_avatar, body_surface) -> Path:
+    """The Anny body avatar as VRM, with the rig's own mesh as its surface."""
+    from anchorsplat.gaussians.export_vrm import export_vrm
+
+    return export_vrm(body_avatar, tmp_path_factory.mktemp("vrm") / "body.vrm", body_surface, name="body")

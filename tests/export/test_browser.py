@@ -1,7 +1,8 @@
 """The exports in headless Chromium: three.js loads the glb (joints, morph targets, points, animation, and its
 KHR_gaussian_splatting plugin), its SPZ and Gaussian-splat PLY loaders read our files, three's animation system
-poses the glb like we do, three draws the textured surface like our splat render, and the web export draws the
-avatar. One browser session for all of it."""
+poses the glb like we do, three.js and Babylon.js draw the textured surface like our splat render, Babylon.js
+loads the splats glb through KHR_gaussian_splatting, and the web export draws the avatar. One browser session for
+all of it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 from jstools import run_node
+from shots import compare, decode_png, render_shot, save_side_by_side
 
-from anchorsplat.gaussians.conventions import Cameras, intrinsics_from_fov, look_at, quat_to_matrix
+from anchorsplat.gaussians.conventions import quat_to_matrix
 from anchorsplat.gaussians.ply import load_ply
 from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import pose_mesh
-from anchorsplat.gaussians.rigged import SH_C0, canonical_posed, pose, pose_lbs, to_lbs
+from anchorsplat.gaussians.rigged import SH_C0, canonical_posed, pose_lbs, to_lbs
 from anchorsplat.gaussians.spz import load_spz
 
 KEYS = (0, 2, 4)  # motion frames checked (10 fps: t = 0, 0.2, 0.4 s)
@@ -34,6 +36,7 @@ def _shot_camera(avatar) -> dict:
 
 @pytest.fixture(scope="session")
 def browser(chromium, tmp_path_factory, exported, body_glb, surface_glb, dense_avatar, motion) -> dict:
+    shots = [{"time": k / motion.fps, **_shot_camera(dense_avatar)} for k in SHOT_KEYS]
     job = {
         "glb": [
             {"path": str(exported["glb"]), "times": [k / motion.fps for k in KEYS]},
@@ -42,9 +45,10 @@ def browser(chromium, tmp_path_factory, exported, body_glb, surface_glb, dense_a
                 "path": str(surface_glb),
                 "times": [k / motion.fps for k in KEYS],
                 "details": False,
-                "shots": [{"time": k / motion.fps, **_shot_camera(dense_avatar)} for k in SHOT_KEYS],
+                "shots": shots,
             },
         ],
+        "babylon": [{"path": str(surface_glb), "shots": shots}, {"path": str(exported["glb"]), "details": True}],
         "spz": str(exported["spz"]),
         "ply": str(exported["ply"]),
         "web": str(exported["web"]),
@@ -137,37 +141,45 @@ def test_three_poses_the_surface_like_we_do(browser, dense_avatar, surface, moti
     np.testing.assert_allclose(np.reshape(posed["mesh"], (-1, 3)), ours.numpy(), atol=2e-5)
 
 
+def _engine_shots(browser, engine: str) -> list[str]:
+    return browser["glb"][2]["shots"] if engine == "three" else browser["babylon"][0]["shots"]
+
+
+@pytest.mark.parametrize("engine", ["three", "babylon"])
 @pytest.mark.parametrize("index", range(len(SHOT_KEYS)))
-def test_three_draws_the_surface_like_our_splat_render(browser, dense_avatar, motion, index, tmp_path):
-    """three.js's screenshot of the textured surface against our render of the splats in the same pose and
+def test_engine_draws_the_surface_like_our_splat_render(browser, dense_avatar, motion, engine, index, tmp_path):
+    """The engine's screenshot of the textured surface against our render of the splats in the same pose and
     camera: masked PSNR (where the splats are opaque) >= 20 dB, and the silhouettes agree."""
-    import base64
-    import io
+    shot = decode_png(_engine_shots(browser, engine)[index])
+    reference = render_shot(dense_avatar, motion, {"time": SHOT_KEYS[index] / motion.fps, **_shot_camera(dense_avatar)})
+    save_side_by_side(tmp_path / f"{engine}_vs_ours.png", shot, reference)
+    result = compare(shot, reference)
+    assert result.covered > 0.85  # the engine draws the surface where the splats are
+    assert result.spill < 0.1  # ... and little where they are not
+    assert result.psnr >= 20.0, result
 
-    from PIL import Image
 
-    from anchorsplat.gaussians.render import render
+def test_babylon_loads_the_textured_surface(browser, dense_avatar, surface):
+    out = browser["babylon"][0]
+    assert out["splats"] == [] and out["animationGroups"] == ["motion"]
+    (mesh,) = out["meshes"]
+    assert mesh["name"] == "surface" and mesh["vertices"] == surface.num_vertices
+    assert mesh["boneNames"] == list(dense_avatar.rig.joint_names)
+    assert mesh["morphTargets"] == list(dense_avatar.rig.expression_names)
+    assert mesh["texture"] == {"width": surface.texture.shape[1], "height": surface.texture.shape[0]}
 
-    data = browser["glb"][2]["shots"][index].split(",", 1)[1]
-    shot = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), dtype=np.float64) / 255
-    camera = _shot_camera(dense_avatar)
-    eye, target = torch.tensor([camera["eye"]]), torch.tensor([camera["target"]])
-    K = intrinsics_from_fov(SHOT_FOV, SHOT_SIZE, SHOT_SIZE)
-    cameras = Cameras(look_at(eye, target), K[None], SHOT_SIZE, SHOT_SIZE)
-    key = SHOT_KEYS[index]
-    ours = render(pose(dense_avatar.gaussians, dense_avatar.rig, motion.frame(slice(key, key + 1))), cameras)
-    alpha = ours.alpha[0, 0, ..., 0].numpy()
-    reference = (ours.rgb[0, 0] / ours.alpha[0, 0].clamp_min(1e-6)).numpy()
-    Image.fromarray((np.concatenate([shot, reference * (alpha[..., None] > 0.5)], 1) * 255).astype(np.uint8)).save(
-        tmp_path / "three_vs_ours.png"
-    )
-    drawn = shot.sum(-1) > 0.02
-    opaque = alpha > 0.9
-    assert (drawn & opaque).sum() > 0.85 * opaque.sum()  # three draws the surface where the splats are
-    assert (drawn & (alpha < 0.05)).sum() < 0.1 * opaque.sum()  # ... and little where they are not
-    mask = drawn & opaque
-    psnr = 10 * np.log10(1.0 / float(((shot - reference) ** 2)[mask].mean()))
-    assert psnr >= 20.0, psnr
+
+def test_babylon_loads_the_splats_through_khr_gaussian_splatting(browser, avatar):
+    """Babylon.js 9 reads the glb's KHR_gaussian_splatting primitive as a Gaussian-splat mesh at our centres (its
+    splat buffer is padded to a multiple of 16; the padding is not drawn). Its right-handed scene keeps glTF's
+    axes."""
+    out = browser["babylon"][1]
+    assert out["meshes"] == []  # the splats glb holds no mesh: the splat mesh is all Babylon shows
+    (splat,) = out["splats"]
+    n = len(avatar.gaussians)
+    assert splat["className"] == "GaussianSplattingMesh" and n <= splat["count"] < n + 16
+    centres = np.reshape(splat["positions"], (-1, 4))[:n, :3]
+    np.testing.assert_allclose(centres, posed_rest(avatar), atol=1e-5)
 
 
 def _assert_three_geometry(out, ours, count: int) -> None:

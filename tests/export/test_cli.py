@@ -113,7 +113,7 @@ def test_glb_and_obj_of_the_surface(files, dense_avatar, motion):
     small = ["--max-triangles", "800", "--texture-size", "32", "--render-resolution", "128"]
     cli.main(["export", str(files / "dense.anchorsplat"), "--motion", str(files / "wave.npz"), *small])
     surface_doc = read_glb(files / "dense.glb").json
-    assert [n["name"] for n in surface_doc["nodes"] if "mesh" in n] == ["body", "surface"]
+    assert [n["name"] for n in surface_doc["nodes"] if "mesh" in n] == ["surface"]
     assert len(import_glb(files / "dense.splats.glb").gaussians) == len(dense_avatar.gaussians)
     cli.main(["export", str(files / "dense.anchorsplat"), "--format", "obj", "--motion", str(files / "wave.npz"),
               "--frame", "2", *small])  # fmt: skip

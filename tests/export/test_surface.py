@@ -101,10 +101,8 @@ def test_glb_surface_node_is_the_visible_textured_skinned_mesh(surface_glb, surf
         inputs = motion_to_rig(motion.frame(slice(key, key + 1)), dense_avatar.rig)
         ours = pose_mesh(rig, inputs.joint_rotations, inputs.root_translation, inputs.expression).vertices[0]
         np.testing.assert_allclose(skinned_positions(glb, "surface", key), ours.numpy(), atol=2e-5)
-    body = next(i for i, n in enumerate(doc["nodes"]) if n.get("name") == "body")  # the rig, kept off-scene
-    assert body not in doc["scenes"][0]["nodes"] and glb.accessor(
-        doc["meshes"][doc["nodes"][body]["mesh"]]["primitives"][0]["attributes"]["POSITION"]
-    ).shape == tuple(dense_avatar.rig.vertices_rest.shape)
+    # No body mesh in a surface-only file: Blender imports off-scene nodes too, and would show the mannequin.
+    assert [n["name"] for n in doc["nodes"] if "mesh" in n] == ["surface"]
     with pytest.raises(ValueError, match="no 'gaussians' mesh node"):
         import_glb(surface_glb)  # a surface-only file has no splats to import
 

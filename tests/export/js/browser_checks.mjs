@@ -2,13 +2,16 @@
 //
 // Usage: node browser_checks.mjs JOB.json
 // JOB.json: {"glb": [{"path": PATH, "times": [s...], "details": bool}...], "spz": PATH, "ply": PATH, "web": DIR,
-// "webTimes": [s...]}, every key optional; "details": false reports counts only (for big files). Chromium is the
+// "webTimes": [s...], "babylon": [{"path": PATH, "shots": [...], "details": bool}...]}, every key optional;
+// "details": false reports counts only (for big files). Chromium is the
 // system one (ANCHORSPLAT_CHROMIUM, default /usr/bin/chromium) driven by playwright-core.
 //
 // - glb: three.js's GLTFLoader parses the file twice: plainly (skinned body, morph targets, points, animation; the
 //   animation is played with AnimationMixer and at each time the body's vertices are read back with morphs and
 //   skinning applied, and the splat centres are skinned with three's bone matrices and the file's JOINTS_0 /
 //   WEIGHTS_0), and with three's KHR_gaussian_splatting plugin (splat count, centres, covariances, colours).
+// - babylon: Babylon.js's glTF loader (with KHR_gaussian_splatting) loads the glb on a WebGL canvas; what it made
+//   of it, and screenshots of the textured mesh like the three.js ones (see checkBabylon).
 // - spz / ply: three.js's SPZLoader / GaussianSplatPLYLoader (centres, covariances, colours).
 // - web: the exported page opened from file://, frozen at a time; counts the canvas pixels that differ from the
 //   background and reads the player's own skinned centres (window.AnchorsplatPose) at webTimes.
@@ -22,6 +25,7 @@ import { chromium } from "playwright-core";
 const here = dirname(fileURLToPath(import.meta.url));
 const threeRoot = join(here, "node_modules", "three");
 const vrmRoot = join(here, "node_modules", "@pixiv", "three-vrm", "lib");
+const babylonRoot = join(here, "node_modules", "@babylonjs");
 const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const ORIGIN = "http://anchorsplat.test";
 const MIME = { ".js": "text/javascript", ".html": "text/html", ".json": "application/json" };
@@ -32,6 +36,8 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><script type="imp
     "three/tsl": "/three/build/three.tsl.js",
     "three/addons/": "/three/examples/jsm/",
     "@pixiv/three-vrm": "/three-vrm/three-vrm.module.js",
+    "@babylonjs/core/": "/babylon/core/",
+    "@babylonjs/loaders/": "/babylon/loaders/",
   },
 })}</script></head><body></body></html>`;
 
@@ -56,6 +62,7 @@ try {
   const files = {};
   for (const key of ["spz", "ply", "vrm"]) if (job[key]) files[`/files/${key}${extname(job[key])}`] = resolve(job[key]);
   (job.glb || []).forEach((g, i) => { files[`/files/glb${i}.glb`] = resolve(g.path); });
+  (job.babylon || []).forEach((g, i) => { files[`/files/babylon${i}.glb`] = resolve(g.path); });
   await context.route("**/*", async (route) => {
     const url = new URL(route.request().url());
     if (url.protocol === "file:") return route.continue();
@@ -76,6 +83,12 @@ try {
         body = readFileSync(path);
         type = "text/javascript";
       }
+    } else if (url.pathname.startsWith("/babylon/")) {
+      const path = resolve(babylonRoot, "." + url.pathname.slice("/babylon".length));
+      if (path.startsWith(babylonRoot) && existsSync(path)) {
+        body = readFileSync(path);
+        type = MIME[extname(path)] || type;
+      }
     } else if (files[url.pathname]) {
       body = readFileSync(files[url.pathname]);
     }
@@ -84,7 +97,7 @@ try {
   });
   const page = await context.newPage();
   page.on("pageerror", (e) => pageErrors.push(String(e)));
-  if (job.glb || job.spz || job.ply || job.vrm) {
+  if (job.glb || job.spz || job.ply || job.vrm || job.babylon) {
     await page.goto(`${ORIGIN}/index.html`);
     out.glb = [];
     for (const [i, g] of (job.glb || []).entries()) {
@@ -95,6 +108,12 @@ try {
     if (job.spz) out.spz = await page.evaluate(checkSplatFile, { url: `/files/spz${extname(job.spz)}`, loader: "SPZLoader" });
     if (job.ply) out.ply = await page.evaluate(checkSplatFile, { url: `/files/ply${extname(job.ply)}`, loader: "GaussianSplatPLYLoader" });
     if (job.vrm) out.vrm = await page.evaluate(checkVrm, { url: `/files/vrm${extname(job.vrm)}` });
+    out.babylon = [];
+    for (const [i, g] of (job.babylon || []).entries()) {
+      out.babylon.push(await page.evaluate(checkBabylon, {
+        url: `/files/babylon${i}.glb`, shots: g.shots || [], details: Boolean(g.details),
+      }));
+    }
   }
   if (job.web) out.web = await checkWeb(page, job.web, job.webTimes || []);
 } finally {
@@ -223,6 +242,76 @@ async function checkGlb({ url, times, details, shots }) {
     }
     renderer.dispose();
   }
+  return result;
+}
+
+// Babylon.js (@babylonjs/core + @babylonjs/loaders, its glTF loader with all its extensions, KHR_gaussian_splatting
+// included) loads a glb into a scene on a WebGL canvas: what it made of it (skinned meshes with their skeleton,
+// morph targets and textures, Gaussian-splat meshes with their splat count, animation groups), and screenshots of
+// the textured meshes, unlit, at a pose (the glb's first animation group at that time) and a camera (the same
+// {time, eye, target, fovY, size} as the three.js shots).
+async function checkBabylon({ url, shots, details }) {
+  const { Engine } = await import("@babylonjs/core/Engines/engine.js");
+  const { Scene } = await import("@babylonjs/core/scene.js");
+  const { LoadAssetContainerAsync } = await import("@babylonjs/core/Loading/sceneLoader.js");
+  const { FreeCamera } = await import("@babylonjs/core/Cameras/freeCamera.js");
+  const { Vector3 } = await import("@babylonjs/core/Maths/math.vector.js");
+  const { Color4 } = await import("@babylonjs/core/Maths/math.color.js");
+  await import("@babylonjs/loaders/glTF/2.0/index.js");
+  const size = shots.length ? shots[0].size : 64;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  document.body.appendChild(canvas);
+  const engine = new Engine(canvas, false, { preserveDrawingBuffer: true, antialias: false }, false);
+  engine.setHardwareScalingLevel(1);
+  const scene = new Scene(engine);
+  scene.useRightHandedSystem = true;  // glTF's frame, so the cameras are the ones three.js and we use
+  scene.clearColor = new Color4(0, 0, 0, 1);
+  const buffer = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const container = await LoadAssetContainerAsync(buffer, scene, { pluginExtension: ".glb" });
+  container.addAllToScene();
+  const result = { meshes: [], splats: [], animationGroups: container.animationGroups.map((g) => g.name), shots: [] };
+  for (const mesh of container.meshes) {
+    if (mesh.getClassName().startsWith("GaussianSplatting")) {
+      const entry = { name: mesh.name, className: mesh.getClassName(), count: mesh.splatCount ?? null };
+      // The splat centres Babylon sorts and draws (x y z 1 per splat; an internal buffer, read only by this check).
+      if (details && mesh._splatPositions) entry.positions = Array.from(mesh._splatPositions);
+      result.splats.push(entry);
+    } else if (mesh.getTotalVertices() > 0) {
+      const manager = mesh.morphTargetManager;
+      const texture = mesh.material && mesh.material.albedoTexture;
+      result.meshes.push({
+        name: mesh.name, vertices: mesh.getTotalVertices(), skeleton: mesh.skeleton ? mesh.skeleton.bones.length : 0,
+        boneNames: mesh.skeleton ? mesh.skeleton.bones.map((b) => b.name) : [],
+        morphTargets: manager ? Array.from({ length: manager.numTargets }, (_, k) => manager.getTarget(k).name) : [],
+        texture: texture ? texture.getSize() : null,
+      });
+      if (mesh.material) mesh.material.unlit = true;  // the texture holds the lit colour, as in the three.js shots
+    }
+  }
+  const group = container.animationGroups[0];
+  for (const shot of shots) {
+    if (group) {
+      group.start(false, 1.0);
+      group.pause();
+      const fps = group.targetedAnimations.length ? group.targetedAnimations[0].animation.framePerSecond : 60;
+      group.goToFrame(shot.time * fps);
+    }
+    const camera = new FreeCamera("shot", new Vector3(...shot.eye), scene);
+    camera.upVector = new Vector3(0, 1, 0);
+    camera.setTarget(new Vector3(...shot.target));
+    camera.fov = (shot.fovY * Math.PI) / 180;  // vertical, Babylon's default fovMode
+    camera.minZ = 0.01;
+    camera.maxZ = 100;
+    scene.activeCamera = camera;
+    await scene.whenReadyAsync();
+    scene.render();
+    scene.render();  // the first frame uploads the skeleton and morph textures
+    result.shots.push(canvas.toDataURL("image/png"));
+    camera.dispose();
+  }
+  engine.dispose();
+  canvas.remove();
   return result;
 }
 
