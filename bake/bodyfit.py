@@ -161,6 +161,7 @@ def fit_subject(
     detections: Detections | None = None,
     iterations: int = 300,
     fov_deg: float = DEFAULT_FOV_DEG,
+    face_shape: bool = False,
 ) -> SubjectFit:
     """Fit ``rig`` to the one person in ``image`` (see the module docstring).
 
@@ -170,6 +171,9 @@ def fit_subject(
         detections: precomputed detections; detected when None.
         iterations: optimisation steps after the rigid stage.
         fov_deg: the camera's field of view over the image's long side.
+        face_shape: also fit the face's shape (:func:`.headfit.face_shape_offsets`). Off by default: on the
+            real-photo bench (preview) it raised grace_hopper's portrait identity distances (yaw 0 / -30 / +30:
+            0.264 / 0.407 / 0.417 without, 0.316 / 0.444 / 0.432 with) though it lowered the photo camera's.
 
     Raises:
         ValueError: the detector's errors (no person, several people, ...), or too few landmarks.
@@ -187,8 +191,8 @@ def fit_subject(
     bones = bone_targets(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
                       yaw=_initial_yaw(detections), head=head, bones=bones)  # fmt: skip
-    face_shape = fitted_face_shape(fit, rig, detections)
-    return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)), face_shape=face_shape)
+    face = fitted_face_shape(fit, rig, detections) if face_shape else None
+    return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)), face_shape=face)
 
 
 def fitted_face_shape(fit: SubjectFit, rig: Rig, detections: Detections) -> FaceShape | None:
