@@ -14,6 +14,9 @@ Objective, minimised with Adam (a rigid stage on the torso and face, then everyt
   (Charbonnier);
 - silhouette: projected vertices outside the person mask pay their squared distance to it, and the mask's
   outline pulls the nearest projected vertex (capped, so hair and loose clothing do not inflate the body);
+- limbs: the 3D direction of each upper arm, forearm, thigh and shin from mediapipe's metric landmarks
+  (:func:`.landmarks.bone_targets`; 1 - cosine): a forearm pointing at the camera and one pointing away project
+  alike, and only the first is in front of the torso;
 - priors: squared joint angles (per-joint weights) and squared shape coefficients.
 """
 
@@ -37,11 +40,11 @@ from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import Rig, pose_mesh
 
 from .detect import Detections
-from .headfit import HEAD_JOINTS, head_target
-from .landmarks import Targets, keypoint_targets
+from .headfit import HEAD_JOINTS, face_shape_offsets, head_target
+from .landmarks import BoneTargets, Targets, bone_targets, keypoint_targets
 from .photo import check_rgb8
-from .segment import segment
-from .subject import R_CAM_WORLD, SubjectFit
+from .segment import body_part_map, segment
+from .subject import R_CAM_WORLD, FaceShape, SubjectFit
 
 DEFAULT_FOV_DEG = 45.0
 FIT_JOINTS: dict[str, float] = {
@@ -55,6 +58,12 @@ RELAXED_ARMS = {"left_shoulder": (0.0, 0.0, -1.2), "right_shoulder": (0.0, 0.0, 
 and arms left in the rig's T-pose would stick out of every generated frame."""
 HEAD_WEIGHT = 20.0
 """Weight of the head-rotation target (squared Frobenius distance; 10 degrees off costs ~0.06 x this)."""
+
+
+BONE_WEIGHT = 5.0
+"""Weight of the limb-direction term (1 - cosine per limb, times its visibility squared, summed; a limb 30
+degrees off costs ~0.13 x this). Weaker (1.0), a body fitted a little too large foreshortens an upper arm
+toward the camera to keep its 2D length, and a forearm pointing at the camera may still bend backward."""
 
 
 def rest_pose_prior(relaxed_arms: bool, device: torch.device | str = "cpu") -> Float[Tensor, "P 3"]:
@@ -152,6 +161,7 @@ def fit_subject(
     detections: Detections | None = None,
     iterations: int = 300,
     fov_deg: float = DEFAULT_FOV_DEG,
+    face_shape: bool = False,
 ) -> SubjectFit:
     """Fit ``rig`` to the one person in ``image`` (see the module docstring).
 
@@ -161,6 +171,9 @@ def fit_subject(
         detections: precomputed detections; detected when None.
         iterations: optimisation steps after the rigid stage.
         fov_deg: the camera's field of view over the image's long side.
+        face_shape: also fit the face's shape (:func:`.headfit.face_shape_offsets`). Off by default: on the
+            real-photo bench (preview) it raised grace_hopper's portrait identity distances (yaw 0 / -30 / +30:
+            0.264 / 0.407 / 0.417 without, 0.316 / 0.444 / 0.432 with) though it lowered the photo camera's.
 
     Raises:
         ValueError: the detector's errors (no person, several people, ...), or too few landmarks.
@@ -175,9 +188,48 @@ def fit_subject(
     targets = keypoint_targets(detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
     head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
+    bones = bone_targets(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
-                      yaw=_initial_yaw(detections), head=head)  # fmt: skip
-    return dataclasses.replace(fit, parts=segment(detections))
+                      yaw=_initial_yaw(detections), head=head, bones=bones)  # fmt: skip
+    face = fitted_face_shape(fit, rig, detections) if face_shape else None
+    return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)), face_shape=face)
+
+
+def fitted_face_shape(fit: SubjectFit, rig: Rig, detections: Detections) -> FaceShape | None:
+    """The face's shape offsets (:func:`.headfit.face_shape_offsets`) on the fitted body; None without a 3D face
+    mesh or a head joint. On the rig's device."""
+    head = next((rig.joint_names.index(n) for n in HEAD_JOINTS if n in rig.joint_names), None)
+    if detections.face_mesh_xy is None or detections.face_mesh_z is None or head is None:
+        return None
+    with torch.no_grad():
+        rig32 = rig.to(dtype=torch.float32)
+        shaped = rig32.with_shape(fit.shape.to(rig32.vertices_rest)) if len(fit.shape) else rig32
+        device = shaped.vertices_rest.device
+        posed = motion_to_rig(fit.motion.to(device), shaped)
+        posed = pose_mesh(shaped, posed.joint_rotations, posed.root_translation)
+        rest = motion_to_rig(Motion.zeros(1, device=device), shaped)
+        rest = pose_mesh(shaped, rest.joint_rotations, rest.root_translation)
+        R_world_head = posed.T_world_joint[0, head, :3, :3] @ rest.T_world_joint[0, head, :3, :3].T
+    face = face_shape_offsets(
+        detections.face_mesh_xy, detections.face_mesh_z, shaped, posed.vertices[0], R_world_head, fit.camera
+    )
+    return to_device(face, device)
+
+
+def fitted_part_map(fit: SubjectFit, rig: Rig) -> np.ndarray:
+    """The fitted body's part labels in the photo camera (:func:`.segment.body_part_map`), on the host."""
+    from anchorsplat.diffusion.texture import triangle_parts
+
+    with torch.no_grad():
+        rig32 = rig.to(dtype=torch.float32)
+        shaped = rig32.with_shape(fit.shape.to(rig32.vertices_rest)) if len(fit.shape) else rig32
+        inputs = motion_to_rig(fit.motion.to(shaped.vertices_rest.device), shaped)
+        vertices = pose_mesh(shaped, inputs.joint_rotations, inputs.root_translation).vertices[0]
+        T = fit.camera.T_cam_world[0].to(vertices)
+        depth = (vertices @ T[:3, :3].T + T[:3, 3])[:, 2]
+        xy = project_points(vertices, Cameras(T[None], fit.camera.Ks.to(vertices), fit.width, fit.height))[0]
+        parts = triangle_parts(shaped)
+    return body_part_map(xy, depth, rig.faces, parts, (fit.height, fit.width))
 
 
 def fit_targets(
@@ -190,9 +242,11 @@ def fit_targets(
     fov_deg: float = DEFAULT_FOV_DEG,
     yaw: float = 0.0,
     head: Float[Tensor, "3 3"] | None = None,
+    bones: BoneTargets | None = None,
 ) -> SubjectFit:
     """The optimisation behind :func:`fit_subject`, on given 2D targets and a person mask (uint8, 255 = in).
     ``head``: the head's world rotation relative to the rest pose (:func:`.headfit.head_target`), if known.
+    ``bones``: limb directions from the metric landmarks (:func:`.landmarks.bone_targets`), if known.
     Runs on the rig's device (the detections and the mask come from the host); the result is on it too."""
     start = time.perf_counter()
     device = rig.vertices_rest.device
@@ -229,6 +283,16 @@ def fit_targets(
             return torch.zeros((), device=device)
         return (T_world_joint[0, head_id, :3, :3] @ R_rest_head.T - head).square().sum()
 
+    bones = None if bones is None or len(bones.names) == 0 else to_device(bones, device)
+
+    def bone_loss(T_world_joint: Tensor) -> Tensor:
+        if bones is None:
+            return torch.zeros((), device=device)
+        positions = T_world_joint[0, :, :3, 3]
+        d = positions[list(bones.end_ids)] - positions[list(bones.start_ids)]
+        cos = (d * bones.directions_world).sum(-1) / d.norm(dim=-1).clamp_min(1e-6)
+        return (bones.weights * (1.0 - cos)).sum()
+
     def project(with_silhouette: bool):
         shaped = rig32.with_shape(params.shape) if num_shape else rig32
         inputs = motion_to_rig(params.motion(), shaped)
@@ -248,7 +312,7 @@ def fit_targets(
         loss = loss + 0.5 * _outside_loss(vertices_xy, silhouette, w, h)
         loss = loss + 0.1 * _outline_loss(vertices_xy[outline_vertices], silhouette.outline, scale)
         loss = loss + 0.05 * (prior * (params.body - relaxed).square()).sum() + 1.0 * params.shape.square().sum()
-        return loss + HEAD_WEIGHT * head_loss(T_world_joint)
+        return loss + HEAD_WEIGHT * head_loss(T_world_joint) + BONE_WEIGHT * bone_loss(T_world_joint)
 
     # The graph is small: one thread is faster than two, and much faster when other processes load the cores.
     with _torch_threads(1):

@@ -22,7 +22,19 @@ BODY_KEYPOINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("left_hip", ("upperleg01.L", "left_hip")), ("right_hip", ("upperleg01.R", "right_hip")),
     ("left_knee", ("lowerleg01.L", "left_knee")), ("right_knee", ("lowerleg01.R", "right_knee")),
     ("left_ankle", ("foot.L", "left_ankle")), ("right_ankle", ("foot.R", "right_ankle")),
+    # The hand: mediapipe's index and pinky landmarks are those fingers' first knuckles, its thumb the thumb's
+    # second; they turn the wrist (the hand's plane).
+    ("left_index", ("finger2-1.L", "left_index1")), ("right_index", ("finger2-1.R", "right_index1")),
+    ("left_pinky", ("finger5-1.L", "left_pinky1")), ("right_pinky", ("finger5-1.R", "right_pinky1")),
+    ("left_thumb", ("finger1-2.L", "left_thumb2")), ("right_thumb", ("finger1-2.R", "right_thumb2")),
 )  # fmt: skip
+BONES: tuple[tuple[str, str], ...] = (
+    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+)  # fmt: skip
+"""Limb segments whose 3D direction mediapipe's metric landmarks give: an arm in front of the body and one
+behind it project alike; the metric landmarks' depth tells them apart."""
 # face landmark -> (FaceMesh index, dlib 68 index); "left" is the person's left.
 FACE_KEYPOINTS: dict[str, tuple[int, int]] = {
     "nose_tip": (1, 30), "chin": (152, 8), "mouth_left": (291, 54), "mouth_right": (61, 48),
@@ -44,6 +56,17 @@ class Targets:
     """Rig joint index of each target, -1 where the target is a vertex."""
     vertex_ids: tuple[int, ...]
     """Rig vertex index of each target, -1 where the target is a joint."""
+
+
+@dataclass(frozen=True, eq=False)
+class BoneTargets:
+    """3D directions of limb segments (world frame, unit) between two rig joints, with weights."""
+
+    names: tuple[str, ...]
+    start_ids: tuple[int, ...]
+    end_ids: tuple[int, ...]
+    directions_world: Float[Tensor, "B 3"]
+    weights: Float[Tensor, " B"]
 
 
 # --- rig landmarks ------------------------------------------------------------------------------------------------
@@ -131,3 +154,26 @@ def keypoint_targets(detections: Detections, rig: Rig) -> Targets:
     device = rig.vertices_rest.device  # the host's detections, on the rig's device
     xy = torch.tensor(np.array(xy), dtype=torch.float32, device=device)
     return Targets(names, xy, torch.tensor(weights, device=device), joints, vertices)
+
+
+def bone_targets(detections: Detections, rig: Rig, R_cam_world: Float[Tensor, "3 3"]) -> BoneTargets:
+    """The :data:`BONES` both of whose ends mediapipe sees, as world directions: its metric landmarks are in
+    the camera's axes (x right, y down, z away), turned into the world by ``R_cam_world``; weight: the smaller
+    visibility, squared."""
+    joints = body_joint_ids(rig)
+    rows = []
+    for a, b in BONES:
+        if a not in joints or b not in joints:
+            continue
+        ia, ib = POSE_LANDMARK_NAMES.index(a), POSE_LANDMARK_NAMES.index(b)
+        vis = float(min(detections.pose_visibility[ia], detections.pose_visibility[ib]))
+        d = detections.pose_world[ib] - detections.pose_world[ia]
+        if vis < 0.5 or float(np.linalg.norm(d)) < 1e-3:
+            continue
+        rows.append((f"{a}-{b}", joints[a], joints[b], d / np.linalg.norm(d), vis**2))
+    device = rig.vertices_rest.device
+    if not rows:
+        return BoneTargets((), (), (), torch.zeros(0, 3, device=device), torch.zeros(0, device=device))
+    names, start, end, d_cam, weights = zip(*rows, strict=True)
+    d_world = torch.tensor(np.array(d_cam), dtype=torch.float32, device="cpu") @ R_cam_world.float().cpu()  # R^T d
+    return BoneTargets(names, start, end, d_world.to(device), torch.tensor(weights, device=device))

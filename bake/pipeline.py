@@ -125,9 +125,9 @@ class BakeContext:
 
 def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
     """The generator's view of a fitted subject: photo and mask as tensors, the rig with the fitted shape."""
-    shaped = (
-        rig.with_shape(torch.as_tensor(fit.shape, dtype=rig.vertices_rest.dtype)) if rig.shape_dirs is not None else rig
-    )
+    from .subject import subject_rig
+
+    shaped = subject_rig(fit, rig)  # the fitted shape and face
     photo_t = torch.from_numpy(photo).float() / 255
     mask = torch.as_tensor(fit.mask, dtype=torch.float32)
     if mask.max() > 1:

@@ -9,34 +9,172 @@ objects, a table, other people, as the segmenter leaves them out), ``LABEL_PERSO
   anti-aliased outline (half background) never colours the body;
 - hands: the pose's hand landmarks (wrist, index, pinky, thumb) of each visible hand, their convex hull grown
   by half the hand's size; a hand in front of the chest then colours only the hand and forearm;
-- face: the convex hull of FaceMesh's 478 landmarks (only the head takes colour from it).
+- face: the convex hull of FaceMesh's 478 landmarks (only the head takes colour from it);
+- not the person, inside the person's outline (:func:`not_the_person`): a held object, a table in the
+  foreground. Given the photo and the fitted body's part map in the photo camera (:func:`body_part_map`, a
+  z-buffered rasterisation of the posed rig), a colour model of the person (k-means in CIELAB over person pixels
+  that the fitted body covers, away from the hands, plus the face) explains skin, hair and clothing; connected
+  regions of person pixels it does not explain are not the person when they touch a hand (a held object) or
+  touch the image's bottom edge outside the fitted body (a table). They become ``LABEL_BACKGROUND`` and so never
+  colour a Gaussian. mediapipe 0.10.14 ships no multiclass (hair / skin / clothes / others) segmenter, hence
+  the colour model.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from jaxtyping import Float, UInt8
+from jaxtyping import Bool, Float, Int, UInt8
+from torch import Tensor
 
 from anchorsplat.diffusion.texture import LABEL_BACKGROUND, LABEL_FACE, LABEL_HAND, LABEL_PERSON
 
 from .detect import POSE_LANDMARK_NAMES, VISIBLE, Detections
 
 HAND_LANDMARKS = ("wrist", "index", "pinky", "thumb")
+HAND_REACH = 0.6
+"""A held object touches the hand: the hand's landmark hull grown by this times its size."""
+HAND_EXCLUSION = 2.0
+"""The person's colours are learnt this many hand sizes away from the hands (where held objects are not)."""
+MIN_COLOUR_DISTANCE = 18.0
+"""CIELAB distance under which a colour is always the person's (skin in shadow, folds of clothing)."""
+COLOUR_SPREADS = 2.5
+"""A colour is unexplained beyond this many times the person's own 90th-percentile distance to its clusters."""
+MIN_FAR_SHARE = 0.3
+"""A person colour must have at least this share of its pixels away from the hands (else it is held)."""
+MIN_OBJECT_FRACTION = 2e-4
+"""Unexplained regions smaller than this share of the image are noise, not objects."""
 _ANCHORS = ("nose", "left_shoulder", "right_shoulder", "left_hip", "right_hip")
 
 
-def segment(detections: Detections) -> UInt8[np.ndarray, "H W"]:
-    """The label map of the detected person (see the module docstring)."""
+def segment(
+    detections: Detections,
+    image: UInt8[np.ndarray, "H W 3"] | None = None,
+    body_parts: Int[np.ndarray, "H W"] | None = None,
+) -> UInt8[np.ndarray, "H W"]:
+    """The label map of the detected person (see the module docstring). With the photo ``image`` and the fitted
+    body's ``body_parts`` (:func:`body_part_map`), objects in front of the person are left out too."""
     person = subject_region(detections.mask, detections.pose_xy, detections.pose_visibility)
     labels = np.where(person, LABEL_PERSON, LABEL_BACKGROUND).astype(np.uint8)
+    face = None
     if detections.face_mesh_xy is not None:
-        labels[person & _polygon(detections.face_mesh_xy, labels.shape, grow=0.0)] = LABEL_FACE
+        face = person & _polygon(detections.face_mesh_xy, labels.shape, grow=0.0)
+        labels[face] = LABEL_FACE
+    hands = visible_hands(detections)
+    for hand in hands:
+        labels[person & _polygon(hand, labels.shape, grow=0.5)] = LABEL_HAND
+    if image is not None and body_parts is not None:
+        labels[not_the_person(image, person, body_parts, hands, face)] = LABEL_BACKGROUND
+    return labels
+
+
+def visible_hands(detections: Detections) -> list[Float[np.ndarray, "4 2"]]:
+    """The pose's :data:`HAND_LANDMARKS` of each hand whose landmarks are all visible."""
+    out = []
     for side in ("left", "right"):
         ids = [POSE_LANDMARK_NAMES.index(f"{side}_{n}") for n in HAND_LANDMARKS]
-        if float(detections.pose_visibility[ids].min()) < VISIBLE:
-            continue
-        labels[person & _polygon(detections.pose_xy[ids], labels.shape, grow=0.5)] = LABEL_HAND
-    return labels
+        if float(detections.pose_visibility[ids].min()) >= VISIBLE:
+            out.append(detections.pose_xy[ids])
+    return out
+
+
+def body_part_map(
+    vertices_xy: Float[np.ndarray | Tensor, "V 2"],
+    vertices_depth: Float[np.ndarray | Tensor, " V"],
+    faces: Int[np.ndarray | Tensor, "F 3"],
+    face_parts: Int[np.ndarray | Tensor, " F"],
+    shape: tuple[int, int],
+) -> Int[np.ndarray, "H W"]:
+    """The body part (index into ``diffusion.texture.PART_NAMES``) seen at each pixel, -1 where the body is not:
+    the posed mesh's triangles drawn far to near (a painter's z-buffer; the body's triangles are small). Tensors
+    are brought to the host (once: this runs after the fit)."""
+    import cv2
+
+    vertices_xy, vertices_depth, faces, face_parts = (
+        x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+        for x in (vertices_xy, vertices_depth, faces, face_parts)
+    )
+
+    out = np.full(shape, -1, np.int32)
+    corners = np.round(vertices_xy[faces] - 0.5).astype(np.int32)  # F 3 2
+    depth = vertices_depth[faces].mean(1)
+    order = np.argsort(-depth)
+    order = order[(depth[order] > 0)]
+    for i in order:
+        cv2.fillConvexPoly(out, corners[i], int(face_parts[i]))
+    return out
+
+
+def not_the_person(
+    image: UInt8[np.ndarray, "H W 3"],
+    person: Bool[np.ndarray, "H W"],
+    body_parts: Int[np.ndarray, "H W"],
+    hands: list[Float[np.ndarray, "4 2"]],
+    face: Bool[np.ndarray, "H W"] | None = None,
+) -> Bool[np.ndarray, "H W"]:
+    """Person pixels that are not the person: a held object or a table in front of the body (module docstring)."""
+    import cv2
+
+    h, w = person.shape
+    near_hand = np.zeros((h, w), bool)
+    far_from_hands = np.ones((h, w), bool)
+    for hand in hands:
+        near_hand |= _polygon(hand, (h, w), grow=HAND_REACH)
+        far_from_hands &= ~_polygon(hand, (h, w), grow=HAND_EXCLUSION)
+    on_body = body_parts >= 0
+    reference = person & on_body & far_from_hands
+    if face is not None:
+        reference |= face
+    if reference.sum() < 50:
+        return np.zeros((h, w), bool)  # nothing to learn the person's colours from
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    distance, spread = _colour_distance(lab, reference, person | reference)
+    unexplained = person & (distance > max(MIN_COLOUR_DISTANCE, COLOUR_SPREADS * spread))
+    unexplained = cv2.morphologyEx(unexplained.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    count, components = cv2.connectedComponents(unexplained.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros((h, w), bool)
+    ids = components.ravel()
+    size = np.bincount(ids, minlength=count)
+    touches_hand = np.bincount(ids, weights=near_hand.ravel(), minlength=count) > 0
+    off_body = np.bincount(ids, weights=(~on_body).ravel(), minlength=count) > 0.5 * size
+    bottom = np.zeros(count, bool)
+    bottom[np.unique(components[-1])] = True
+    drop = (touches_hand | (bottom & off_body)) & (size >= MIN_OBJECT_FRACTION * h * w)
+    drop[0] = False
+    out = drop[components]
+    # The object's anti-aliased rim mixes its colour with the body's: one more pixel goes with it.
+    return person & (cv2.dilate(out.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+
+
+def _colour_distance(
+    lab: np.ndarray, reference: np.ndarray, person: np.ndarray, k: int = 8
+) -> tuple[np.ndarray, float]:
+    """Each pixel's CIELAB distance to the nearest colour cluster of the person, and the reference pixels' own
+    90th-percentile distance (how tight the person's colours are).
+
+    The clusters are k-means of the ``reference`` pixels; a cluster that holds under :data:`MIN_FAR_SHARE` of
+    the person pixels of its colour is dropped: a colour found mostly near the hands is what they hold, seen
+    again where the object reaches past the hands' surroundings."""
+    import cv2
+
+    samples = lab[reference]
+    if len(samples) > 6000:
+        samples = samples[np.random.default_rng(0).choice(len(samples), 6000, replace=False)]
+    k = min(k, len(samples))
+    cv2.setRNGSeed(0)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
+    _, _, centres = cv2.kmeans(samples, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    pixels = lab[person]
+    nearest = np.stack([np.linalg.norm(pixels - c, axis=1) for c in centres], 1).argmin(1)
+    in_reference = reference[person]
+    far_share = np.bincount(nearest[in_reference], minlength=k) / np.maximum(np.bincount(nearest, minlength=k), 1)
+    centres = centres[far_share >= MIN_FAR_SHARE]
+    flat = lab.reshape(-1, 3)
+    distance = np.full(len(flat), np.inf, np.float32)
+    for c in centres:
+        distance = np.minimum(distance, np.linalg.norm(flat - c, axis=1))
+    distance = distance.reshape(lab.shape[:2])
+    return distance, float(np.quantile(distance[reference], 0.9))
 
 
 def subject_region(

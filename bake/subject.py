@@ -8,6 +8,7 @@ roll) is the body's ``global_orient``. :mod:`.bodyfit` makes a fit, this module 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from jaxtyping import Float, UInt8
+from jaxtyping import Float, Int, UInt8
 from torch import Tensor
 
 from anchorsplat.gaussians.conventions import Cameras
@@ -28,6 +29,20 @@ from anchorsplat.gaussians.rig import Rig
 from .landmarks import Targets
 
 R_CAM_WORLD = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
+
+
+@dataclass(frozen=True, eq=False)
+class FaceShape:
+    """Offsets of the head's rest vertices (in the shaped rig's rest frame) that give it the photo's face."""
+
+    vertex_ids: Int[Tensor, " M"]
+    offsets: Float[Tensor, "M 3"]
+
+    def apply(self, rig: Rig) -> Rig:
+        """``rig`` with the offsets added to its rest vertices."""
+        ids = self.vertex_ids.to(rig.vertices_rest.device)
+        moved = rig.vertices_rest.index_add(0, ids, self.offsets.to(rig.vertices_rest))
+        return dataclasses.replace(rig, vertices_rest=moved)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +68,15 @@ class SubjectFit:
     seconds: float = 0.0
     parts: UInt8[np.ndarray, "H W"] | None = None
     """Pixel labels (:func:`.segment.segment`); None in files written before segmentation existed."""
+    face_shape: FaceShape | None = None
+    """The face's offsets from the body model (:func:`.headfit.face_shape_offsets`); None without a face mesh."""
+
+
+def subject_rig(fit: SubjectFit, rig: Rig) -> Rig:
+    """``rig`` made the subject's: the fitted shape coefficients, then the face-shape offsets."""
+    if rig.shape_dirs is not None:
+        rig = rig.with_shape(torch.as_tensor(fit.shape, dtype=rig.vertices_rest.dtype, device=rig.vertices_rest.device))
+    return fit.face_shape.apply(rig) if fit.face_shape is not None and len(fit.face_shape.vertex_ids) else rig
 
 
 SUBJECT_FORMAT = "anchorsplat.subject"
@@ -101,6 +125,9 @@ def save_subject(path: str | os.PathLike, fit: SubjectFit) -> Path:
                    "format": "SMPL-X parameters, axis-angle"},
         "mask": mask_path.name,
         **({"parts": parts_path_for(path).name} if fit.parts is not None else {}),
+        **({"face_shape": {"vertices": fit.face_shape.vertex_ids.tolist(), "offsets_m":
+            [[round(x, 6) for x in row] for row in fit.face_shape.offsets.tolist()],
+            "frame": "rest frame of the rig with the fitted shape"}} if fit.face_shape is not None else {}),
         "keypoints": [{"name": n, "xy": xy, "weight": wt, "joint": j, "vertex": v} for n, xy, wt, j, v in
                       zip(t.names, t.xy.tolist(), t.weights.tolist(), t.joint_ids, t.vertex_ids, strict=True)],
         "rig_kind": fit.rig_kind,
@@ -149,6 +176,11 @@ def _subject_from(data: dict, path: Path) -> SubjectFit:
         torch.tensor([float(p["weight"]) for p in points]), tuple(int(p.get("joint", -1)) for p in points),
         tuple(int(p.get("vertex", -1)) for p in points),
     )  # fmt: skip
+    face = data.get("face_shape")
+    face_shape = None
+    if face is not None:
+        ids = torch.tensor(face["vertices"], dtype=torch.long).reshape(-1)
+        face_shape = FaceShape(ids, torch.tensor(face["offsets_m"], dtype=torch.float32).reshape(len(ids), 3))
     framing = data.get("framing", "portrait")
     if framing not in ("portrait", "full_body"):
         raise ValueError(f"{path}: framing {framing!r} is neither 'portrait' nor 'full_body'")
@@ -158,7 +190,7 @@ def _subject_from(data: dict, path: Path) -> SubjectFit:
         shape=torch.tensor(data["shape"]["values"], dtype=torch.float32).reshape(-1), motion=motion, mask=mask,
         targets=targets, rig_kind=str(data.get("rig_kind", "unknown")),
         reprojection_error_px=float(fit.get("reprojection_error_px", float("nan"))),
-        seconds=float(fit.get("seconds", 0.0)), parts=parts,
+        seconds=float(fit.get("seconds", 0.0)), parts=parts, face_shape=face_shape,
     )  # fmt: skip
 
 
@@ -168,6 +200,16 @@ def check_subject_for(fit: SubjectFit, image: np.ndarray, rig: Rig) -> None:
         raise ValueError(
             f"the subject parameters are for a {fit.width} x {fit.height} image but the photo is "
             f"{image.shape[1]} x {image.shape[0]}: pass the photo the subject was fitted on"
+        )
+    face = fit.face_shape
+    if (
+        face is not None
+        and len(face.vertex_ids)
+        and not 0 <= int(face.vertex_ids.min()) <= int(face.vertex_ids.max()) < rig.num_vertices
+    ):
+        raise ValueError(
+            f"the subject parameters' face shape moves vertices up to {int(face.vertex_ids.max())} but the rig has "
+            f"{rig.num_vertices}: refit the subject with this rig"
         )
     expected = tuple(rig.shape_names) if rig.shape_dirs is not None else ()
     if fit.shape_names != expected:
