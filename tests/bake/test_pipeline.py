@@ -130,12 +130,17 @@ def test_bake_end_to_end_resume_force_and_batch(subject_files, tmp_path):
     assert any("failed broken" in line for line in lines)
 
 
-def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
-    rig = synthetic_rig()
+def _photo_view_and_init(rig):
+    """A 24 px photo view of the synthetic body and 150 Gaussians bound to it (the fit tests' start)."""
     photo, mask, camera, motion = _photo_of(rig, size=24)
     view = View(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255,
                 pose_motion_mesh(rig, motion).vertices[0], camera, 1.0, True)  # fmt: skip
-    init = bind_to_surface(rig, 150, generator=torch.Generator().manual_seed(1))
+    return view, bind_to_surface(rig, 150, generator=torch.Generator().manual_seed(1))
+
+
+def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
+    rig = synthetic_rig()
+    view, init = _photo_view_and_init(rig)
     settings = FitSettings(iterations=12, densify_every=6, checkpoint_every=4, backend="torch", window=16)
     whole = fit_avatar(rig, [view], init, settings)
 
@@ -153,12 +158,9 @@ def test_killed_fit_resumes_to_the_same_result(subject_files, tmp_path):
     assert whole.losses[-1] < whole.losses[0]
 
 
-def test_a_view_window_is_that_window_of_the_render_and_bounds_the_step():
+def test_a_view_window_is_that_window_of_the_render_and_bounds_the_step(monkeypatch):
     rig = synthetic_rig()
-    photo, mask, camera, motion = _photo_of(rig, size=24)
-    view = View(torch.from_numpy(photo).float() / 255, torch.from_numpy(mask).float() / 255,
-                pose_motion_mesh(rig, motion).vertices[0], camera, 1.0, True)  # fmt: skip
-    init = bind_to_surface(rig, 150, generator=torch.Generator().manual_seed(1))
+    view, init = _photo_view_and_init(rig)
     settings = FitSettings(iterations=6, densify_every=1000, checkpoint_every=1000, backend="torch", window=10)
     generator = torch.Generator().manual_seed(3)
     _, whole = fit_module.render_view(init, rig, view, settings)
@@ -170,7 +172,7 @@ def test_a_view_window_is_that_window_of_the_render_and_bounds_the_step():
             10,
         )
         _, out = fit_module.render_view(init, rig, part, settings)
-        x0, y0 = (camera.Ks[0, :2, 2] - part.camera.Ks[0, :2, 2]).round().long().tolist()
+        x0, y0 = (view.camera.Ks[0, :2, 2] - part.camera.Ks[0, :2, 2]).round().long().tolist()
         corners.add((x0, y0))
         torch.testing.assert_close(part.image, view.image[y0 : y0 + 10, x0 : x0 + 10])
         torch.testing.assert_close(out.rgb[0, 0], whole.rgb[0, 0, y0 : y0 + 10, x0 : x0 + 10], atol=1e-5, rtol=1e-4)
@@ -183,11 +185,8 @@ def test_a_view_window_is_that_window_of_the_render_and_bounds_the_step():
         sizes.append(tuple(view.image.shape[:2]))
         return render_view(params, rig, view, settings)
 
-    fit_module.render_view = recording
-    try:
-        fit_avatar(rig, [view], init, settings)
-    finally:
-        fit_module.render_view = render_view
+    monkeypatch.setattr(fit_module, "render_view", recording)
+    fit_avatar(rig, [view], init, settings)
     assert sizes == [(10, 10)] * 6  # every step renders the window, not the whole view
 
 
