@@ -40,7 +40,7 @@ from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import Rig, pose_mesh
 
 from .detect import Detections
-from .headfit import HEAD_JOINTS, face_shape_offsets, head_target
+from .headfit import HEAD_JOINTS, face_shape_offsets, head_target, head_target_from_pose
 from .landmarks import BoneTargets, Targets, bone_targets, keypoint_targets
 from .photo import check_rgb8
 from .segment import body_part_map, segment
@@ -188,6 +188,8 @@ def fit_subject(
     targets = keypoint_targets(detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
     head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
+    if head is None:  # no face mesh (a near profile): the ears say where the head turns
+        head = head_target_from_pose(detections, torch.tensor(R_CAM_WORLD, device="cpu"))
     bones = bone_targets(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
                       yaw=_initial_yaw(detections), head=head, bones=bones)  # fmt: skip

@@ -23,7 +23,7 @@ from torch import Tensor
 from anchorsplat.gaussians.conventions import Cameras
 from anchorsplat.gaussians.rig import Rig
 
-from .detect import Detections
+from .detect import POSE_LANDMARK_NAMES, VISIBLE, Detections
 from .landmarks import FACE_KEYPOINTS, face_landmark_vertices
 from .subject import FaceShape
 
@@ -60,6 +60,23 @@ def head_target(detections: Detections, rig: Rig, R_cam_world: Float[Tensor, "3 
     rest = rig.vertices_rest.detach().float().cpu()[[vertices[n] for n in names]]
     R_cam_head = rotation_between(rest, torch.from_numpy(xyz).float())
     return R_cam_world.float().T @ R_cam_head
+
+
+def head_target_from_pose(detections: Detections, R_cam_world: Float[Tensor, "3 3"]) -> Float[Tensor, "3 3"] | None:
+    """The head's world rotation (a yaw) from mediapipe Pose's metric ears, for photos without a face mesh: FaceMesh
+    misses near profiles (the profile test photo), and without a target the head would stay frontal on the body.
+    The left-minus-right ear vector (x right, z away) gives the yaw, as the shoulders give the body's; pitch and
+    roll are left at the rest pose's. None when an ear is hidden."""
+    left, right = POSE_LANDMARK_NAMES.index("left_ear"), POSE_LANDMARK_NAMES.index("right_ear")
+    if float(min(detections.pose_visibility[left], detections.pose_visibility[right])) < VISIBLE:
+        return None
+    v_cam = torch.from_numpy(np.asarray(detections.pose_world[left] - detections.pose_world[right])).double()
+    v_world = R_cam_world.double().cpu().T @ v_cam  # the ears' axis, person's right to left, in the world
+    if float(v_world[[0, 2]].norm()) < 1e-3:
+        return None
+    yaw = math.atan2(-float(v_world[2]), float(v_world[0]))
+    c, s = math.cos(yaw), math.sin(yaw)
+    return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=torch.float32)
 
 
 def yaw_pitch_deg(R_world_head: Float[Tensor, "3 3"]) -> tuple[float, float]:

@@ -1,5 +1,6 @@
 """Head pose from the face mesh: a 3/4-view head is recovered, and the body fit lands on a turned head."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 
 from anchorsplat.bake.bodyfit import RELAXED_ARMS, fit_subject
 from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections
-from anchorsplat.bake.headfit import head_target, rotation_between, yaw_pitch_deg
+from anchorsplat.bake.headfit import head_target, head_target_from_pose, rotation_between, yaw_pitch_deg
 from anchorsplat.bake.landmarks import FACE_KEYPOINTS, body_joint_ids, face_landmark_vertices
 from anchorsplat.bake.subject import R_CAM_WORLD
 from anchorsplat.gaussians.assets import asset_path
@@ -102,3 +103,31 @@ def test_fit_lands_a_three_quarter_photo_on_a_turned_head(rig):
     yaw, pitch = yaw_pitch_deg(_head_rotation(rig, fit.motion))
     assert abs(yaw - 35.0) < 5.0 and abs(pitch + 10.0) < 5.0, (yaw, pitch)
     assert fit.reprojection_error_px < 4.0  # and the shoulders and face still sit on their landmarks
+
+
+def _profile_without_face_mesh(rig, yaw_deg: float):
+    """A near-profile photo's detections as FaceMesh leaves them: no face mesh, only the pose's metric ears (camera
+    axes: x right, y down, z away), 15 cm apart across the turned head."""
+    detections, motion = _turned_head_photo(rig, yaw_deg, 0.0)
+    R_cam_head = torch.tensor(R_CAM_WORLD) @ _head_rotation(rig, motion)
+    world = np.zeros((33, 3), np.float32)
+    visibility = detections.pose_visibility.copy()
+    for name, x in (("left_ear", 0.075), ("right_ear", -0.075)):
+        world[POSE_LANDMARK_NAMES.index(name)] = (R_cam_head @ torch.tensor([x, 0.0, 0.0])).numpy()
+        visibility[POSE_LANDMARK_NAMES.index(name)] = 1.0
+    return dataclasses.replace(detections, face_mesh_xy=None, face_mesh_z=None, pose_world=world,
+                               pose_visibility=visibility)  # fmt: skip
+
+
+def test_head_target_from_the_ears_reads_a_profile(rig):
+    target = head_target_from_pose(_profile_without_face_mesh(rig, -60.0), torch.tensor(R_CAM_WORLD))
+    yaw, pitch = yaw_pitch_deg(target)
+    assert abs(yaw + 60.0) < 1.0 and abs(pitch) < 1.0, (yaw, pitch)
+
+
+def test_fit_turns_the_head_of_a_profile_without_a_face_mesh(rig):
+    detections = _profile_without_face_mesh(rig, -60.0)
+    assert head_target(detections, rig, torch.tensor(R_CAM_WORLD)) is None  # what FaceMesh gives a near profile
+    fit = fit_subject(np.zeros((SIZE, SIZE, 3), np.uint8), rig, detections=detections, iterations=50)
+    yaw, _ = yaw_pitch_deg(_head_rotation(rig, fit.motion))
+    assert abs(yaw + 60.0) < 10.0, yaw  # without a target the head stays where the shoulders face (~0)
