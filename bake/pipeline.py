@@ -309,6 +309,7 @@ def build_views(ctx: BakeContext, textured=None):
 
 def stage_fit(ctx: BakeContext) -> dict:
     from anchorsplat.diffusion.texture import head_density, photo_texture
+    from anchorsplat.diffusion.volume import inset_offsets
     from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, rgb_to_sh_dc
 
     from .fit import FitSettings, fit_avatar, heldout_psnr
@@ -331,7 +332,7 @@ def stage_fit(ctx: BakeContext) -> dict:
     init = RiggedGaussians(
         g.face_ids,
         g.barycentric,
-        g.normal_offsets,
+        inset_offsets(g),  # the soft edges end at the outline: a sharp silhouette at 2x the fit's resolution
         g.quats_canonical_wxyz,
         g.log_scales,
         g.opacity_logits,

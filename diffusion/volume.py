@@ -19,6 +19,11 @@ normal that the photo decides:
    silhouette take the photo's colour there (the hair and clothes beyond the body); the others take the
    inverse-distance weighted colour of the nearest seen shell Gaussians.
 
+4. **Inset.** A Gaussian's soft edge reaches about one tangent scale beyond its centre, so Gaussians centred on
+   the skin (or on the shell's measured outline) draw the outline that much too far out: a fat, blurred
+   silhouette at every view the low-resolution fit cannot correct. :func:`inset_offsets` sinks each Gaussian by
+   :data:`INSET` of its tangent scale, for the surface Gaussians of the fit's start and for the shell.
+
 The offsets are per vertex (the mean of the incident triangles'), so a Gaussian's offset follows its
 barycentric position smoothly. ``allowance`` (per triangle) tells the fit how far Gaussians bound there may
 leave the surface.
@@ -65,6 +70,8 @@ OUTLINE_REACH = 0.02
 """Meters: a measured triangle's normal must leave the body's silhouette within this (it is on the outline)."""
 WORK_PX = 256
 """Longer image side at which the silhouettes are compared (the march needs no more)."""
+INSET = 0.25
+"""Gaussians sit this share of their tangent scale (1 sigma) inside the outline they draw (see step 4)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,9 +111,10 @@ def volume_shell(
     g = bind_to_surface(rig, count, generator=torch.Generator().manual_seed(seed + 7), face_density=density)
     per_gaussian = (vertex_offsets[rig.faces[g.face_ids]] * g.barycentric).sum(-1)
     depth = torch.rand(count, generator=torch.Generator().manual_seed(seed + 8)).to(per_gaussian)
-    normal_offsets = per_gaussian * (0.65 + 0.35 * depth)  # a layer, not a sheet: thickness behind the outline
     scale = math.exp(float(g.log_scales[:, 0].median())) * 1.6
     log_scales = torch.log(torch.tensor([scale, scale, scale * 0.5], dtype=g.log_scales.dtype, device=device))
+    # a layer, not a sheet: thickness behind the outline; the outermost Gaussians' soft edge ends at the outline
+    normal_offsets = (per_gaussian * (0.65 + 0.35 * depth) - INSET * scale).clamp_min(0.0)
     shell = RiggedGaussians(g.face_ids, g.barycentric, normal_offsets, g.quats_canonical_wxyz,
                             log_scales.expand(count, 3).clone(), g.opacity_logits, g.sh_coeffs)  # fmt: skip
     colours = shell_colours(shell, subject, vertices)
@@ -272,6 +280,13 @@ def shell_colours(shell: RiggedGaussians, subject: Subject, vertices: Float[Tens
     return fill_hidden(
         means, seen, torch.where(seen[:, None], rgb, torch.zeros_like(rgb)), 1e6
     )  # no mirror: hair is not symmetric about the body
+
+
+def inset_offsets(g: RiggedGaussians, fraction: float = INSET) -> Float[Tensor, " N"]:
+    """Normal offsets that sink each Gaussian by ``fraction`` of its tangent scale (the mean of its two largest
+    axes, 1 sigma), so its soft edge ends near the surface it sits on instead of a scale beyond it."""
+    tangent = g.log_scales.exp().sort(dim=-1, descending=True).values[:, :2].mean(-1)
+    return g.normal_offsets - fraction * tangent
 
 
 def with_shell(g: RiggedGaussians, shell: RiggedGaussians) -> RiggedGaussians:
