@@ -6,7 +6,9 @@ It textures the fitted body with the photo and renders it along the clip script:
    occluded, on pixels of the person that their body part may take colour from) take the photo's colour;
    the others are completed from their mirror image or the nearest seen Gaussians of the same body part;
 3. where the photo's silhouette shows hair or loose clothing beyond the body, a shell of Gaussians off the
-   surface carries it (:func:`.volume.volume_shell`; ``volume_gaussians`` > 0);
+   surface carries it (:func:`.volume.volume_shell`; ``volume_gaussians`` > 0), except over the face
+   (:func:`face_triangles`): hair measured beside the cheeks in the photo stands off the cheek along its normal, and
+   seen from the side (or with the head turned) that flap hid the face; the shell behind the face plane keeps it;
 4. the textured proxy is posed and rendered frame by frame with each frame's camera.
 Every frame therefore has exactly the body parameters and camera of the script.
 """
@@ -17,13 +19,16 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from jaxtyping import Bool
+from torch import Tensor
 from tqdm import tqdm
 
 from anchorsplat.gaussians.render import render
+from anchorsplat.gaussians.rig import Rig
 from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, pose, rgb_to_sh_dc
 
 from .generator import Anchors, Clip, ClipSpec, Subject
-from .texture import head_density, photo_texture
+from .texture import PART_NAMES, head_density, photo_texture, triangle_parts
 from .volume import volume_shell, with_shell
 
 
@@ -42,6 +47,25 @@ class ProxyConfig:
     backend: str = "auto"
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
+
+
+FACE_FRONT = 0.5
+"""Head triangles whose rest-pose centre lies in front of this share of the head's depth are the face's..."""
+FACE_TOP = 0.3
+"""...when they lie more than this share of the head's height under its top (the brows: a fringe above them stays)."""
+
+
+def face_triangles(rig: Rig) -> Bool[Tensor, " F"]:
+    """The face's triangles: head triangles (``texture.triangle_parts``) in front of the head's middle and under
+    its brows, in the rest pose (which faces +Z): the region no volume shell may cover."""
+    head = triangle_parts(rig) == PART_NAMES.index("head")
+    if not bool(head.any()):
+        return head
+    centres = rig.vertices_rest[rig.faces].mean(1)
+    lo, hi = centres[head].min(0).values, centres[head].max(0).values
+    front = centres[:, 2] > lo[2] + FACE_FRONT * (hi[2] - lo[2])
+    under_brows = centres[:, 1] < hi[1] - FACE_TOP * (hi[1] - lo[1])
+    return head & front & under_brows
 
 
 class ProxyGenerator:
@@ -66,6 +90,7 @@ class ProxyGenerator:
         if cfg.volume_gaussians <= 0:
             return proxy
         shell = volume_shell(subject, cfg.volume_gaussians, seed=cfg.seed, backend=cfg.backend).gaussians
+        shell = shell.subset(~face_triangles(rig)[shell.face_ids])
         opaque = torch.full_like(shell.opacity_logits, 4.0)
         return with_shell(proxy, dataclasses.replace(shell, opacity_logits=opaque))
 
