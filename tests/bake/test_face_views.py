@@ -14,7 +14,7 @@ from anchorsplat.bake.score import sees_face
 from anchorsplat.bake.script import clip_script, face_framing_points, face_yaw_deg
 from anchorsplat.bake.synthetic import relaxed_motion, synthetic_avatar, synthetic_photo
 from anchorsplat.diffusion.generator import Clip
-from anchorsplat.diffusion.proxy import ProxyConfig, ProxyGenerator, face_triangles
+from anchorsplat.diffusion.proxy import ProxyConfig, ProxyGenerator, in_front_of_face
 from anchorsplat.gaussians.conventions import framing_cameras, project_points
 from anchorsplat.gaussians.io import load_rig
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES
@@ -50,18 +50,18 @@ def test_hair_shell_leaves_the_face_visible_from_the_side(bob):
         assert float(diff) < 0.1, f"camera {c}: the hair shell covers the face ({float(diff):.2f})"
 
 
-def test_face_triangles_are_the_front_of_the_head():
+def test_in_front_of_face_is_the_front_of_the_head():
     rig = load_rig(DEFAULT_RIG)
-    face = face_triangles(rig)
-    centres = rig.vertices_rest[rig.faces].mean(1)
     landmarks = rig.vertices_rest[list(face_landmark_vertices(rig).values())]
-    # every landmark (eyes, nose, mouth, chin) lies on a face triangle; none is behind the head joint or high
-    # above the eyes (a fringe may cover the forehead)
-    assert bool(face[torch.cdist(landmarks, centres).argmin(1)].all())
+    forward = torch.tensor([0.0, 0.0, 0.02])
+    # 2 cm in front of the eyes, nose, mouth and chin is in front of the face; 2 cm behind the head joint, 10 cm
+    # above the eyes (a fringe) or in front of the chest is not
+    assert bool(in_front_of_face(landmarks + forward, rig).all())
     head = rig.joints_rest[rig.joint_names.index("head")]
     head = head[:3, 3] if head.dim() == 2 else head
-    assert float(centres[face, 2].min()) > float(head[2])
-    assert float(centres[face, 1].max()) < float(landmarks[:, 1].max()) + 0.06
+    others = torch.stack([head - forward, landmarks.mean(0) + torch.tensor([0.0, 0.1, 0.02]),
+                          landmarks.mean(0) + torch.tensor([0.0, -0.3, 0.05])])  # fmt: skip
+    assert not bool(in_front_of_face(others, rig).any())
 
 
 def _turned_head(subject, degrees: float):
