@@ -167,10 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(ValueError):  # only the main thread may set handlers (tests call main elsewhere)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        from anchorsplat.threads import apply_thread_policy
+        from anchorsplat.threads import apply_thread_policy, governed
 
-        apply_thread_policy(getattr(config, "threads", None))  # before any command imports torch
-        with quiet_third_party(verbose):
+        threads = getattr(config, "threads", None)
+        apply_thread_policy(threads)  # before any command imports torch
+        with quiet_third_party(verbose), governed(manual=threads is not None):
             run(config)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

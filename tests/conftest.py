@@ -13,6 +13,9 @@ install_import_hook("anchorsplat", "beartype.beartype")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# CLI commands run inside tests keep one thread count (no governor re-choosing it as the machine's load changes):
+# their results then do not depend on what else runs beside the tests.
+os.environ.setdefault("ANCHORSPLAT_THREADS", str(torch.get_num_threads()))
 
 
 def _gsplat_usable() -> bool:
