@@ -244,16 +244,21 @@ def stage_generate(ctx: BakeContext) -> dict:
 def stage_score(ctx: BakeContext) -> dict:
     from .score import faces_warning, score_clips
 
-    scores = score_clips(ctx.clips, ctx.photo)
-    frames = [{"clip": s.clip, "index": s.index, "distance": s.distance, "weight": s.weight} for s in scores]
+    scores = score_clips(ctx.clips, ctx.photo, rig=ctx.subject.rig)
+    frames = [{"clip": s.clip, "index": s.index, "distance": s.distance, "weight": s.weight, "facing": s.facing}
+              for s in scores]  # fmt: skip
     found = [s.distance for s in scores if s.distance is not None]
+    facing = [s for s in scores if s.facing]  # frames that see the head from behind cannot show a face
+    facing_found = sum(s.distance is not None for s in facing)
     summary = {
         "frames_with_face": len(found),
         "frames": len(scores),
+        "frames_facing": len(facing),
+        "facing_frames_with_face": facing_found,
         "mean_distance": float(np.mean(found)) if found else None,
         "dropped": sum(s.weight == 0 for s in scores),
     }
-    warning = faces_warning(len(found), len(scores))
+    warning = faces_warning(facing_found, len(facing))
     if warning is not None:
         summary["warning"] = warning
     write_json(ctx.job.path("score", "scores.json"), SCORES_FILE, {"summary": summary, "frames": frames})
@@ -412,13 +417,20 @@ def stage_report(ctx: BakeContext) -> dict:
         ctx.photo,
         timings,
         portraits=portrait_scores(avatar, ctx.photo, backend=ctx.job.settings.backend),
-        warning=faces_warning(sum(s["distance"] is not None for s in ctx.scores), len(ctx.scores)),
+        warning=faces_warning(*_facing_faces(ctx.scores)),
         notes=[w for w in (ctx.job.stage_record("subject").get("warning"),) if w],
     )
     write_report(ctx.job.path("report.html"), data)
     if ctx.job.settings.export_dataset:
         export_nerfstudio(ctx.clips, ctx.job.path("dataset"))
     return {}
+
+
+def _facing_faces(scores: list[dict]) -> tuple[int, int]:
+    """(frames with a face, frames) among the scored frames whose camera sees the face side of the head (all of
+    them in jobs scored before the score recorded it)."""
+    facing = [s for s in scores if s.get("facing", True)]
+    return sum(s["distance"] is not None for s in facing), len(facing)
 
 
 STAGE_FUNCTIONS = {

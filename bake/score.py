@@ -5,10 +5,13 @@ same-person threshold of that embedding is 0.6. Weights fall linearly from 1 at 
 at ``drop_above``; frames past ``drop_above`` drift too far and are dropped. Frames with no detectable face
 (backs, profiles, arms) keep weight 1: they carry body and clothing, not the face.
 
+A frame whose camera sees the head from behind (:func:`sees_face`: the camera lies behind the plane through the
+head across its facing direction, e.g. the back half of the turntable) cannot show a face by design: it is
+scored like any frame but left out of the faces-found count, and the summary says how many were left out.
 The score is only evidence when it sees faces: :func:`faces_warning` says so when fewer than
-:data:`MIN_FACE_SHARE` of the frames show one, and :func:`portrait_scores` renders the baked avatar in
-head-and-shoulders views at yaw 0, +-30, +-60 degrees and measures each against the photo (the report shows them
-beside the photo).
+:data:`MIN_FACE_SHARE` of the frames that face the camera show one, and :func:`portrait_scores` renders the
+baked avatar in head-and-shoulders views at yaw 0, +-30, +-60 degrees and measures each against the photo (the
+report shows them beside the photo).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from jaxtyping import Bool
+from torch import Tensor
 
 from anchorsplat.diffusion.generator import Clip
 from anchorsplat.gaussians.io import Avatar
@@ -35,6 +40,8 @@ class FrameScore:
     distance: float | None
     """Face-embedding distance to the photo; None when no face is found in the frame."""
     weight: float
+    facing: bool = True
+    """Whether the camera sees the face side of the head (:func:`sees_face`); True when unknown."""
 
 
 def weight_from_distance(distance: float | None, full_weight_below: float = 0.45, drop_above: float = 0.6) -> float:
@@ -47,11 +54,28 @@ def weight_from_distance(distance: float | None, full_weight_below: float = 0.45
     return (drop_above - distance) / (drop_above - full_weight_below)
 
 
-def score_clips(clips: list[Clip], photo: np.ndarray, *, upscale_to: int = 256) -> list[FrameScore]:
-    """Score every frame of every clip against ``photo`` (uint8 H W 3)."""
+def sees_face(rig, clip: Clip) -> Bool[Tensor, " B"] | None:
+    """Per frame of ``clip``: whether its camera is in front of the posed head (on the side its face looks to);
+    None for a rig without a head joint."""
+    from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+    from .views import head_forward
+
+    forward = head_forward(rig, clip.motion)
+    if forward is None:
+        return None
+    head = pose_motion_mesh(rig, clip.motion.to(forward.device)).T_world_joint[:, rig.joint_names.index("head"), :3, 3]
+    to_camera = clip.cameras.T_world_cam[:, :3, 3].to(head) - head
+    return (forward * to_camera).sum(-1) > 0
+
+
+def score_clips(clips: list[Clip], photo: np.ndarray, *, upscale_to: int = 256, rig=None) -> list[FrameScore]:
+    """Score every frame of every clip against ``photo`` (uint8 H W 3); with the clips' ``rig``, each frame also
+    says whether its camera sees the face side of the head (:func:`sees_face`)."""
     reference = face_embedding(photo)
     scores = []
     for clip in clips:
+        facing = None if rig is None else sees_face(rig, clip)
         # dlib runs on the host: one read-back per clip, whatever the clips' device
         frames = (clip.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy() if reference is not None else None
         for t in range(len(clip)):
@@ -60,7 +84,8 @@ def score_clips(clips: list[Clip], photo: np.ndarray, *, upscale_to: int = 256) 
                 frame = _upscale(frames[t], upscale_to)
                 embedding = face_embedding(frame)
                 distance = None if embedding is None else identity_distance(reference, embedding)
-            scores.append(FrameScore(clip.name, t, distance, weight_from_distance(distance)))
+            front = True if facing is None else bool(facing[t])
+            scores.append(FrameScore(clip.name, t, distance, weight_from_distance(distance), front))
     return scores
 
 
@@ -74,11 +99,13 @@ def _upscale(frame: np.ndarray, size: int) -> np.ndarray:
 
 
 def faces_warning(frames_with_face: int, frames: int) -> str | None:
-    """A one-line warning when fewer than :data:`MIN_FACE_SHARE` of the generated frames show a face."""
+    """A one-line warning when fewer than :data:`MIN_FACE_SHARE` of the generated frames (those that face the
+    camera, see :func:`sees_face`) show a face."""
     if frames == 0 or frames_with_face >= MIN_FACE_SHARE * frames:
         return None
     return (
-        f"the score stage found a face in only {frames_with_face} of {frames} generated frames (under "
+        f"the score stage found a face in only {frames_with_face} of {frames} generated frames facing the camera "
+        f"(under "
         f"{MIN_FACE_SHARE:.0%}): the identity score is weak evidence; check the portrait renders in report.html "
         "and try a sharper, more frontal photo"
     )

@@ -10,7 +10,10 @@ every frame's pose, expression and camera are known by construction:
 - ``arms``: gentle shoulder and elbow motion, seen from the front and the sides;
 - ``face``: talking (the speech goes on from where ``talk`` stopped) and blinking, framed on the head from yaw
   -60 to +60 degrees at :data:`~.views.FACE_CROP_PX` pixels or more in every preset (identity lives in the face).
-A portrait is framed on the head and shoulders, a full-body photo on the whole body.
+A portrait is framed on the head and shoulders, a full-body photo on the whole body. Every clip's camera yaws are
+counted from where the photo's face looks (:func:`face_yaw_deg`; the script's body faces +Z, and a head turned on
+the body in the photo stays turned): "front" is the face's front, the view the photo textured best, so the face
+clips sweep around the face and not around a head turned 20 degrees away from them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.rigged import pose_motion_mesh
 
-from .views import FACE_CROP_PX, head_position, portrait_points
+from .views import FACE_CROP_PX, head_forward, head_position, portrait_points
 
 ARKIT_CHANNELS = (
     "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
@@ -153,8 +156,10 @@ def clip_script(
     fps = SCRIPT_FPS
     points = framing_points(subject, portrait).detach().float()
     t = torch.linspace(0, 1, frames)
+    front = face_yaw_deg(subject)
 
     def cameras(yaws: torch.Tensor, pitch: float = 0.0):
+        yaws = front + torch.as_tensor(yaws, dtype=torch.float32)
         return framing_cameras(points, yaws, width=resolution, height=resolution, pitch_deg=pitch, margin=1.15)
 
     def motion(full: torch.Tensor, weights: list[dict[str, float]]) -> Motion:
@@ -196,7 +201,8 @@ def clip_script(
     # face: close-up at no less than the face crop's size, a sweep from one 3/4 profile to the other
     face_points = face_framing_points(subject)
     face_size = max(FACE_CROP_PX, resolution)
-    face_cameras = framing_cameras(face_points, -60.0 + 120.0 * t, width=face_size, height=face_size, margin=1.1)
+    face_cameras = framing_cameras(face_points, front - 60.0 + 120.0 * t, width=face_size, height=face_size,
+                                   margin=1.1)  # fmt: skip
     if speech is not None:  # the speech goes on where the talk clip stopped
         face, audio = speech.segment(frames, frames)
         clips.append(ClipSpec("face", _speaking(_base_pose(subject, frames), face), face_cameras, audio))
@@ -204,6 +210,16 @@ def clip_script(
         weights = [dict(VISEMES[k % len(VISEMES)]) | b for k, b in enumerate(_blinks(frames, 6))]
         clips.append(ClipSpec("face", motion(_base_pose(subject, frames), weights), face_cameras))
     return clips
+
+
+def face_yaw_deg(subject: Subject) -> float:
+    """Yaw (degrees, :func:`~anchorsplat.gaussians.conventions.orbit_cameras`' convention: 0 on +Z) of the camera
+    that sees the face of the script's base pose from the front; 0 for a rig without a head joint."""
+    neutral = Motion.from_full_pose(_base_pose(subject, 1), fps=subject.motion.fps)
+    forward = head_forward(subject.rig, neutral)
+    if forward is None:
+        return 0.0
+    return math.degrees(math.atan2(float(forward[0, 0]), float(forward[0, 2])))
 
 
 def face_framing_points(subject: Subject) -> torch.Tensor:

@@ -133,6 +133,10 @@ def identity_of(job: Path, photo: Path) -> dict:
         out[f"yaw_{p.yaw_deg:+.0f}"] = None if p.distance is None else round(p.distance, 4)
     summary = json.loads((job / "score" / "scores.json").read_text())["summary"]
     out["faces_found_share"] = round(summary["frames_with_face"] / max(1, summary["frames"]), 3)
+    # the share among frames whose camera sees the face side of the head (the back of a turntable cannot show one)
+    facing = summary.get("frames_facing", summary["frames"])
+    out["faces_found_facing"] = f"{summary.get('facing_frames_with_face', summary['frames_with_face'])}/{facing}"
+    out["faces_found_facing_share"] = round(summary.get("facing_frames_with_face", 0) / max(1, facing), 3)
     return out
 
 

@@ -1,0 +1,87 @@
+"""The generated frames can show the face: the proxy's hair shell stays off it, the clip plan sweeps around the
+face's front, and the score counts faces over the frames whose camera sees the face side of the head."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from anchorsplat.bake.landmarks import face_landmark_vertices
+from anchorsplat.bake.pipeline import DEFAULT_RIG, subject_from_fit
+from anchorsplat.bake.score import sees_face
+from anchorsplat.bake.script import clip_script, face_yaw_deg
+from anchorsplat.bake.synthetic import synthetic_avatar, synthetic_photo
+from anchorsplat.diffusion.generator import Clip
+from anchorsplat.diffusion.proxy import ProxyConfig, ProxyGenerator, in_front_of_face
+from anchorsplat.diffusion.volume import volume_shell
+from anchorsplat.gaussians.io import load_rig
+from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES
+from anchorsplat.gaussians.rigged import canonical_means
+
+
+@pytest.fixture(scope="module")
+def bob():
+    """A synthetic subject with a bob (hair beside the cheeks in the photo) and its true fit."""
+    photo = synthetic_photo(synthetic_avatar("bob"), width=192, height=256)
+    return subject_from_fit(photo.fit, photo.image, load_rig(DEFAULT_RIG))
+
+
+def test_proxy_hair_shell_stays_out_of_the_face(bob):
+    """The bob's volume shell reaches in front of the face (hair measured beside the cheeks stands off the cheek
+    along its normal); the proxy leaves those Gaussians out, keeps the rest of the shell, and its surface is the
+    same. On the sample, the shell in front of the face hid it: dlib found faces in 18 of 72 generated frames
+    instead of 31 without the shell."""
+    config = ProxyConfig(num_gaussians=6000, backend="torch", volume_gaussians=3000)
+    shell = volume_shell(bob, config.volume_gaussians, seed=config.seed, backend="torch").gaussians
+    over_face = in_front_of_face(canonical_means(shell, bob.rig), bob.rig)
+    assert int(over_face.sum()) > 20  # the case the proxy must handle is there
+    proxy = ProxyGenerator(config).texture(bob)
+    bare = ProxyGenerator(dataclasses.replace(config, volume_gaussians=0)).texture(bob)
+    assert torch.equal(proxy.face_ids[: len(bare)], bare.face_ids)
+    kept = proxy.subset(torch.arange(len(bare), len(proxy)))
+    assert len(kept) == len(shell) - int(over_face.sum())
+    assert not bool(in_front_of_face(canonical_means(kept, bob.rig), bob.rig).any())
+
+
+def test_in_front_of_face_is_the_front_of_the_head():
+    rig = load_rig(DEFAULT_RIG)
+    landmarks = rig.vertices_rest[list(face_landmark_vertices(rig).values())]
+    forward = torch.tensor([0.0, 0.0, 0.02])
+    # 2 cm in front of the eyes, nose, mouth and chin is in front of the face; 2 cm behind the head joint, 10 cm
+    # above the eyes (a fringe) or in front of the chest is not
+    assert bool(in_front_of_face(landmarks + forward, rig).all())
+    head = rig.joints_rest[rig.joint_names.index("head")]
+    head = head[:3, 3] if head.dim() == 2 else head
+    others = torch.stack([head - forward, landmarks.mean(0) + torch.tensor([0.0, 0.1, 0.02]),
+                          landmarks.mean(0) + torch.tensor([0.0, -0.3, 0.05])])  # fmt: skip
+    assert not bool(in_front_of_face(others, rig).any())
+
+
+def _turned_head(subject, degrees: float):
+    full = subject.motion.full_pose().clone()
+    full[:, SMPLX_JOINT_NAMES.index("head"), 1] = torch.deg2rad(torch.tensor(degrees))
+    motion = type(subject.motion).from_full_pose(full, fps=subject.motion.fps)
+    return dataclasses.replace(subject, motion=motion)
+
+
+def test_clip_plan_sweeps_around_the_face_not_the_body(bob):
+    """A head turned 25 degrees on the body (as in the sample) puts the face clips' middle camera in front of the
+    face, and every frame of the face-centred clips sees the face side of the head."""
+    turned = _turned_head(bob, 25.0)
+    assert abs(face_yaw_deg(bob)) < 3.0
+    yaw = face_yaw_deg(turned)
+    assert 20.0 < abs(yaw) < 30.0
+    clips = {s.name: s for s in clip_script(turned, frames=5, resolution=32, portrait=True)}
+    for name in ("talk", "expressions", "head", "face", "arms"):
+        spec = clips[name]
+        back = -spec.cameras.T_world_cam[len(spec.motion) // 2, :3, 2]  # from the orbit's centre to the camera
+        assert abs(float(torch.rad2deg(torch.atan2(back[0], back[2]))) - yaw) < 3.0, name
+        clip = Clip(name, torch.zeros(len(spec.motion), 4, 4, 3), torch.zeros(len(spec.motion), 4, 4), spec.motion,
+                    spec.cameras)  # fmt: skip
+        assert bool(sees_face(turned.rig, clip).all()), name
+    turn = clips["turn"]
+    turn_clip = Clip("turn", torch.zeros(5, 4, 4, 3), torch.zeros(5, 4, 4), turn.motion, turn.cameras)
+    facing = sees_face(turned.rig, turn_clip)
+    assert facing.tolist() == [True, True, False, False, True]  # the orbit's back half sees the back of the head
