@@ -67,12 +67,13 @@ def _turned_head(subject, degrees: float):
 
 
 def test_clip_plan_sweeps_around_the_face_not_the_body(bob):
-    """A head turned 25 degrees on the body (as in the sample) puts the face clips' middle camera in front of the
-    face, and every frame of the face-centred clips sees the face side of the head."""
+    """A head turned 25 degrees on the body (as in the sample) is straightened by the script's base pose
+    (:data:`UPRIGHT_JOINTS`), so the face clips' middle camera is in front of the face, and every frame of the
+    face-centred clips sees the face side of the head."""
     turned = _turned_head(bob, 25.0)
     assert abs(face_yaw_deg(bob)) < 3.0
     yaw = face_yaw_deg(turned)
-    assert 20.0 < abs(yaw) < 30.0
+    assert abs(yaw) < 3.0  # the script's head faces where its body faces, whatever the photo's head did
     clips = {s.name: s for s in clip_script(turned, frames=5, resolution=32, portrait=True)}
     for name in ("talk", "expressions", "head", "face", "arms"):
         spec = clips[name]
