@@ -7,8 +7,9 @@ It textures the fitted body with the photo and renders it along the clip script:
    the others are completed from their mirror image or the nearest seen Gaussians of the same body part;
 3. where the photo's silhouette shows hair or loose clothing beyond the body, a shell of Gaussians off the
    surface carries it (:func:`.volume.volume_shell`; ``volume_gaussians`` > 0), except in front of the face
-   (:func:`in_front_of_face`): hair measured beside the cheeks in the photo stands off the cheek along its normal,
-   and seen from the side (or with the head turned) that flap hid the face; the shell behind the face keeps it;
+   (:func:`.volume.in_front_of_face`): hair measured beside the cheeks in the photo stands off the cheek along its
+   normal, and seen from the side (or with the head turned) that flap hid the face; the shell behind the face
+   keeps it (the fit's starting shell is cleared the same way);
 4. the textured proxy is posed and rendered frame by frame with each frame's camera.
 Every frame therefore has exactly the body parameters and camera of the script.
 """
@@ -19,16 +20,13 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float
-from torch import Tensor
 from tqdm import tqdm
 
 from anchorsplat.gaussians.render import render
-from anchorsplat.gaussians.rig import Rig
-from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, canonical_means, pose, rgb_to_sh_dc
+from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, pose, rgb_to_sh_dc
 
 from .generator import Anchors, Clip, ClipSpec, Subject
-from .texture import PART_NAMES, head_density, photo_texture, triangle_parts
+from .texture import head_density, photo_texture
 from .volume import volume_shell, with_shell
 
 
@@ -47,27 +45,6 @@ class ProxyConfig:
     backend: str = "auto"
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
-
-
-FACE_FRONT = 0.5
-"""Rest-pose points in front of this share of the head's depth (from its back) are in front of the face..."""
-FACE_TOP = 0.3
-"""...when they are more than this share of the head's height under its top (the brows: a fringe above them stays)
-and above the head's lowest point (long hair in front of the chest stays)."""
-
-
-def in_front_of_face(points_rest: Float[Tensor, "N 3"], rig: Rig) -> Bool[Tensor, " N"]:
-    """Which rest-pose points (e.g. ``canonical_means`` of Gaussians) lie in front of the face: in front of the
-    middle of the head's depth and between its lowest point and its brows, in the rest pose (which faces +Z). A
-    volume shell there hides the face from the front and the sides. For a rig without head triangles: none."""
-    head = triangle_parts(rig) == PART_NAMES.index("head")
-    if not bool(head.any()):
-        return torch.zeros(len(points_rest), dtype=torch.bool, device=points_rest.device)
-    vertices = rig.vertices_rest[rig.faces[head].reshape(-1)]
-    lo, hi = vertices.min(0).values.to(points_rest), vertices.max(0).values.to(points_rest)
-    front = points_rest[:, 2] > lo[2] + FACE_FRONT * (hi[2] - lo[2])
-    level = (points_rest[:, 1] > lo[1]) & (points_rest[:, 1] < hi[1] - FACE_TOP * (hi[1] - lo[1]))
-    return front & level
 
 
 class ProxyGenerator:
@@ -92,7 +69,6 @@ class ProxyGenerator:
         if cfg.volume_gaussians <= 0:
             return proxy
         shell = volume_shell(subject, cfg.volume_gaussians, seed=cfg.seed, backend=cfg.backend).gaussians
-        shell = shell.subset(~in_front_of_face(canonical_means(shell, rig), rig))
         opaque = torch.full_like(shell.opacity_logits, 4.0)
         return with_shell(proxy, dataclasses.replace(shell, opacity_logits=opaque))
 

@@ -74,6 +74,27 @@ INSET = 0.25
 """Gaussians sit this share of their tangent scale (1 sigma) inside the outline they draw (see step 4)."""
 
 
+FACE_FRONT = 0.5
+"""Rest-pose points in front of this share of the head's depth (from its back) are in front of the face..."""
+FACE_TOP = 0.3
+"""...when they are more than this share of the head's height under its top (the brows: a fringe above them stays)
+and above the head's lowest point (long hair in front of the chest stays)."""
+
+
+def in_front_of_face(points_rest: Float[Tensor, "N 3"], rig: Rig) -> Bool[Tensor, " N"]:
+    """Which rest-pose points (e.g. ``canonical_means`` of Gaussians) lie in front of the face: in front of the
+    middle of the head's depth and between its lowest point and its brows, in the rest pose (which faces +Z). A
+    volume shell there hides the face from the front and the sides. For a rig without head triangles: none."""
+    head = triangle_parts(rig) == PART_NAMES.index("head")
+    if not bool(head.any()):
+        return torch.zeros(len(points_rest), dtype=torch.bool, device=points_rest.device)
+    vertices = rig.vertices_rest[rig.faces[head].reshape(-1)]
+    lo, hi = vertices.min(0).values.to(points_rest), vertices.max(0).values.to(points_rest)
+    front = points_rest[:, 2] > lo[2] + FACE_FRONT * (hi[2] - lo[2])
+    level = (points_rest[:, 1] > lo[1]) & (points_rest[:, 1] < hi[1] - FACE_TOP * (hi[1] - lo[1]))
+    return front & level
+
+
 @dataclass(frozen=True, eq=False)
 class VolumeShell:
     """The shell Gaussians and, per triangle of the rig, how far from the surface Gaussians may sit there."""
@@ -91,9 +112,13 @@ def volume_shell(
     seed: int = 0,
     backend: str = "auto",
     max_offset: float = MAX_OFFSET,
+    clear_face: bool = True,
 ) -> VolumeShell:
     """The volume shell of ``subject`` (see the module docstring); ``num_gaussians`` at most (fewer when the
-    silhouette shows little volume, none when it shows none)."""
+    silhouette shows little volume, none when it shows none). With ``clear_face``, the Gaussians that would sit in
+    front of the face (:func:`in_front_of_face`) are left out: hair measured beside the cheeks in the photo stands
+    off the cheek along its normal, and such flaps hid the face in 3/4 views (of the proxy's frames and of the
+    baked avatar's portraits)."""
     rig = subject.rig
     vertices = pose_motion_mesh(rig, subject.motion).vertices[0]
     offsets = face_offsets(subject, vertices, backend=backend, max_offset=max_offset)
@@ -117,6 +142,8 @@ def volume_shell(
     normal_offsets = (per_gaussian * (0.65 + 0.35 * depth) - INSET * scale).clamp_min(0.0)
     shell = RiggedGaussians(g.face_ids, g.barycentric, normal_offsets, g.quats_canonical_wxyz,
                             log_scales.expand(count, 3).clone(), g.opacity_logits, g.sh_coeffs)  # fmt: skip
+    if clear_face:
+        shell = shell.subset(~in_front_of_face(canonical_means(shell, rig), rig))
     colours = shell_colours(shell, subject, vertices)
     shell = RiggedGaussians(shell.face_ids, shell.barycentric, shell.normal_offsets, shell.quats_canonical_wxyz,
                             shell.log_scales, shell.opacity_logits, rgb_to_sh_dc(colours)[:, None])  # fmt: skip
