@@ -10,10 +10,10 @@ does nothing itself (niced processes count too: with the kernel's autogroup sche
 Linux, a process niced in another session does not yield to us). The 1-minute load average is only the
 fallback where ``/proc/stat`` does not exist: it lags by a minute, so it still counts a bake or a test run
 that just ended, and it made a bake on an idle 2-core machine run on one thread. With one thread, OpenMP's
-threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, set before torch starts OpenMP); with more, OpenMP keeps
-its default (spin briefly, then sleep): the fit's many small parallel regions gained nothing from a second
-thread that sleeps between them (bench/threads.py; 150 preview fit steps alone: 1 thread 55 s, 2 passive
-threads 57 s, 2 threads 39-41 s).
+threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, set before torch starts OpenMP); with more, they spin
+for :data:`SPIN_COUNT` before sleeping: the fit's many small parallel regions gained nothing from a second
+thread that sleeps between them (150 preview fit steps alone: 1 thread 55 s, 2 passive threads 57 s, 2
+spinning threads 39-41 s). While a command runs, :class:`ThreadGovernor` re-chooses the count every 2 s.
 ``ANCHORSPLAT_THREADS=N`` or a command's ``--threads N`` overrides the count.
 """
 

@@ -59,12 +59,13 @@ def sees_face(rig, clip: Clip) -> Bool[Tensor, " B"] | None:
     None for a rig without a head joint."""
     from anchorsplat.gaussians.rigged import pose_motion_mesh
 
-    from .views import head_forward
+    from .views import head_forward, head_position
 
-    forward = head_forward(rig, clip.motion)
+    T_world_joint = pose_motion_mesh(rig, clip.motion.to(rig.vertices_rest.device)).T_world_joint
+    forward = head_forward(rig, T_world_joint)
     if forward is None:
         return None
-    head = pose_motion_mesh(rig, clip.motion.to(forward.device)).T_world_joint[:, rig.joint_names.index("head"), :3, 3]
+    head = head_position(rig, T_world_joint)
     to_camera = clip.cameras.T_world_cam[:, :3, 3].to(head) - head
     return (forward * to_camera).sum(-1) > 0
 

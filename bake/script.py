@@ -10,10 +10,11 @@ every frame's pose, expression and camera are known by construction:
 - ``arms``: gentle shoulder and elbow motion, seen from the front and the sides;
 - ``face``: talking (the speech goes on from where ``talk`` stopped) and blinking, framed on the head from yaw
   -60 to +60 degrees at :data:`~.views.FACE_CROP_PX` pixels or more in every preset (identity lives in the face).
-A portrait is framed on the head and shoulders, a full-body photo on the whole body. Every clip's camera yaws are
-counted from where the photo's face looks (:func:`face_yaw_deg`; the script's body faces +Z, and a head turned on
-the body in the photo stays turned): "front" is the face's front, the view the photo textured best, so the face
-clips sweep around the face and not around a head turned 20 degrees away from them.
+A portrait is framed on the head and shoulders, a full-body photo on the whole body. The script's base pose keeps
+the photo's arms and legs but stands the body upright with the head facing where the body faces
+(:data:`UPRIGHT_JOINTS`), and every clip's camera yaws are counted from where that face looks
+(:func:`face_yaw_deg`): "front" is the face's front, so the face clips sweep around the face and not around a head
+turned away from them.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def face_yaw_deg(subject: Subject) -> float:
     """Yaw (degrees, :func:`~anchorsplat.gaussians.conventions.orbit_cameras`' convention: 0 on +Z) of the camera
     that sees the face of the script's base pose from the front; 0 for a rig without a head joint."""
     neutral = Motion.from_full_pose(_base_pose(subject, 1), fps=subject.motion.fps)
-    forward = head_forward(subject.rig, neutral)
+    forward = head_forward(subject.rig, pose_motion_mesh(subject.rig, neutral).T_world_joint)
     if forward is None:
         return 0.0
     return math.degrees(math.atan2(float(forward[0, 0]), float(forward[0, 2])))

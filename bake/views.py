@@ -132,26 +132,25 @@ def portrait_cameras(
     return framing_cameras(portrait_points(points, head), yaw_deg.to(points), width=size, height=size, margin=1.05)
 
 
-def head_forward(rig, motion: "Motion") -> Float[Tensor, "B 3"] | None:
-    """Per frame of ``motion``: the world direction the posed face looks along (the rest face's +Z carried by the
-    head joint's rotation relative to the rest pose); None for a rig without a ``head`` joint."""
+def head_forward(rig, T_world_joint: Float[Tensor, "B J 4 4"]) -> Float[Tensor, "B 3"] | None:
+    """Per posed frame: the world direction the face looks along (the rest face's +Z carried by the head joint's
+    rotation relative to the rest pose); None for a rig without a ``head`` joint."""
     if "head" not in rig.joint_names:
         return None
     from anchorsplat.gaussians.motion import Motion
     from anchorsplat.gaussians.rigged import pose_motion_mesh
 
     j = rig.joint_names.index("head")
-    device = rig.vertices_rest.device
-    posed = pose_motion_mesh(rig, motion.to(device)).T_world_joint[:, j, :3, :3]
-    rest = pose_motion_mesh(rig, Motion.zeros(1, dtype=posed.dtype, device=device)).T_world_joint[0, j, :3, :3]
-    return posed @ rest.T[:, 2].to(posed)
+    posed = T_world_joint[:, j, :3, :3]
+    rest = pose_motion_mesh(rig, Motion.zeros(1, dtype=posed.dtype, device=rig.vertices_rest.device))
+    return posed @ rest.T_world_joint[0, j, 2, :3].to(posed)  # posed R @ rest R^T @ +Z
 
 
-def head_position(rig, T_world_joint: Float[Tensor, "J 4 4"]) -> Float[Tensor, "3"] | None:
-    """The posed head joint's position, None for a rig without a ``head`` joint."""
+def head_position(rig, T_world_joint: Float[Tensor, "*B J 4 4"]) -> Float[Tensor, "*B 3"] | None:
+    """The posed head joint's position (per frame for a batch of poses), None for a rig without a ``head`` joint."""
     if "head" not in rig.joint_names:
         return None
-    return T_world_joint[rig.joint_names.index("head"), :3, 3]
+    return T_world_joint[..., rig.joint_names.index("head"), :3, 3]
 
 
 def scaled_photo_view(photo: Tensor, mask: Tensor, camera: Cameras, size: int) -> PhotoCrop:
