@@ -52,7 +52,7 @@ def make_generator(settings: JobSettings, preset: BakePreset) -> Generator:
                 num_gaussians=preset.proxy_gaussians,
                 backend=settings.backend,
                 seed=settings.seed,
-                head_density=preset.head_density,
+                head_density=preset.proxy_head_density,
                 volume_gaussians=int(preset.proxy_gaussians * preset.volume_share),
             )  # fmt: skip
         )
@@ -245,16 +245,18 @@ def stage_score(ctx: BakeContext) -> dict:
     from .score import faces_warning, score_clips
 
     scores = score_clips(ctx.clips, ctx.photo, rig=ctx.subject.rig)
-    frames = [{"clip": s.clip, "index": s.index, "distance": s.distance, "weight": s.weight, "facing": s.facing}
-              for s in scores]  # fmt: skip
+    frames = [{"clip": s.clip, "index": s.index, "distance": s.distance, "weight": s.weight, "facing": s.facing,
+               "face": s.face} for s in scores]  # fmt: skip
     found = [s.distance for s in scores if s.distance is not None]
     facing = [s for s in scores if s.facing]  # frames that see the head from behind cannot show a face
-    facing_found = sum(s.distance is not None for s in facing)
+    facing_found = sum(s.face for s in facing)
     summary = {
-        "frames_with_face": len(found),
+        "frames_with_face": sum(s.face for s in scores),
         "frames": len(scores),
         "frames_facing": len(facing),
         "facing_frames_with_face": facing_found,
+        "frames_identified": len(found),
+        "facing_frames_identified": sum(s.distance is not None for s in facing),
         "mean_distance": float(np.mean(found)) if found else None,
         "dropped": sum(s.weight == 0 for s in scores),
     }
@@ -428,9 +430,9 @@ def stage_report(ctx: BakeContext) -> dict:
 
 def _facing_faces(scores: list[dict]) -> tuple[int, int]:
     """(frames with a face, frames) among the scored frames whose camera sees the face side of the head (all of
-    them in jobs scored before the score recorded it)."""
+    them in jobs scored before the score recorded it; there, a face is a frame with a dlib distance)."""
     facing = [s for s in scores if s.get("facing", True)]
-    return sum(s["distance"] is not None for s in facing), len(facing)
+    return sum(s.get("face", s["distance"] is not None) for s in facing), len(facing)
 
 
 STAGE_FUNCTIONS = {

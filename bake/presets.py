@@ -23,8 +23,11 @@ class BakePreset:
     """Every k-th frame of every clip is held out of the fit and used for the held-out PSNR."""
     densify_every: int = 100
     checkpoint_every: int = 100
-    head_density: float = 4.0
-    """Gaussian density on the head relative to the body, for the proxy and the baked avatar."""
+    head_density: float = 10.0
+    """Gaussian density on the head relative to the body on the baked avatar."""
+    proxy_head_density: float = 8.0
+    """The same on the photo-textured proxy: its face Gaussians should be about the photo's pixels in size, or the
+    generated face clips blur the eyes and mouth that carry the identity."""
     volume_share: float = 0.25
     """Hair and loose-clothing volume (:mod:`anchorsplat.diffusion.volume`): up to this share of Gaussians is
     added, on the proxy and the avatar, as a shell off the body where the photo's silhouette shows volume; 0
@@ -32,7 +35,7 @@ class BakePreset:
 
 
 PRESETS: dict[str, BakePreset] = {
-    "preview": BakePreset("preview", resolution=128, frames_per_clip=12, proxy_gaussians=40000, gaussians=12000,
+    "preview": BakePreset("preview", resolution=128, frames_per_clip=12, proxy_gaussians=120000, gaussians=12000,
                           iterations=500),
     "standard": BakePreset("standard", resolution=512, frames_per_clip=48, proxy_gaussians=200000, gaussians=60000,
                            iterations=6000, densify_every=200, checkpoint_every=500),

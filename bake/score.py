@@ -1,9 +1,13 @@
 """Stage 4: per-frame identity score against the photo, turned into per-frame fit weights.
 
-Where a face is visible, dlib's 128-D face embedding of the frame is compared with the photo's; the usual
+Two detectors look at every frame. MediaPipe's full-range face detector (:func:`.detect.face_boxes`) says whether
+the frame shows a face at all: it finds faces turned up to about 70 degrees (the script's cameras sweep to 60
+degrees around the face) and not the back of a head. Where dlib's frontal detector also finds the face (turned
+less than about 40 degrees), dlib's 128-D face embedding of the frame is compared with the photo's; the usual
 same-person threshold of that embedding is 0.6. Weights fall linearly from 1 at ``full_weight_below`` to 0
-at ``drop_above``; frames past ``drop_above`` drift too far and are dropped. Frames with no detectable face
-(backs, profiles, arms) keep weight 1: they carry body and clothing, not the face.
+at ``drop_above``; frames past ``drop_above`` drift too far and are dropped. Frames without a dlib distance
+(backs, profiles, turned heads) keep weight 1: they carry body and clothing, and a frontal descriptor of a turned
+face would read as a different person.
 
 A frame whose camera sees the head from behind (:func:`sees_face`: the camera lies behind the plane through the
 head across its facing direction, e.g. the back half of the turntable) cannot show a face by design: it is
@@ -38,10 +42,12 @@ class FrameScore:
     clip: str
     index: int
     distance: float | None
-    """Face-embedding distance to the photo; None when no face is found in the frame."""
+    """Face-embedding distance to the photo; None where dlib's frontal detector finds no face in the frame."""
     weight: float
     facing: bool = True
     """Whether the camera sees the face side of the head (:func:`sees_face`); True when unknown."""
+    face: bool = False
+    """Whether the frame shows a face: MediaPipe's detector found one (or dlib's did: ``distance`` is set)."""
 
 
 def weight_from_distance(distance: float | None, full_weight_below: float = 0.45, drop_above: float = 0.6) -> float:
@@ -71,27 +77,32 @@ def sees_face(rig, clip: Clip) -> Bool[Tensor, " B"] | None:
 
 
 def score_clips(clips: list[Clip], photo: np.ndarray, *, upscale_to: int = 256, rig=None) -> list[FrameScore]:
-    """Score every frame of every clip against ``photo`` (uint8 H W 3); with the clips' ``rig``, each frame also
-    says whether its camera sees the face side of the head (:func:`sees_face`)."""
+    """Score every frame of every clip against ``photo`` (uint8 H W 3): whether it shows a face, and dlib's
+    identity distance where its frontal detector finds one (none at all when the photo has no face dlib finds);
+    with the clips' ``rig``, each frame also says whether its camera sees the face side of the head
+    (:func:`sees_face`)."""
+    from .detect import face_boxes
+
     reference = face_embedding(photo)
     scores = []
     for clip in clips:
         facing = None if rig is None else sees_face(rig, clip)
-        # dlib runs on the host: one read-back per clip, whatever the clips' device
-        frames = (clip.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy() if reference is not None else None
+        # the detectors run on the host: one read-back per clip, whatever the clips' device
+        frames = (clip.frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         for t in range(len(clip)):
+            frame = _upscale(frames[t], upscale_to)
             distance = None
-            if frames is not None:
-                frame = _upscale(frames[t], upscale_to)
+            if reference is not None:
                 embedding = face_embedding(frame)
                 distance = None if embedding is None else identity_distance(reference, embedding)
+            face = distance is not None or bool(face_boxes(frame))
             front = True if facing is None else bool(facing[t])
-            scores.append(FrameScore(clip.name, t, distance, weight_from_distance(distance), front))
+            scores.append(FrameScore(clip.name, t, distance, weight_from_distance(distance), front, face))
     return scores
 
 
 def _upscale(frame: np.ndarray, size: int) -> np.ndarray:
-    """dlib's detector needs faces of ~80 px: small preview frames are enlarged first."""
+    """The detectors need faces of ~40 px or more: small preview frames are enlarged first."""
     if frame.shape[0] >= size:
         return frame
     from PIL import Image

@@ -30,7 +30,14 @@ from anchorsplat.gaussians.conventions import framing_cameras
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.rigged import pose_motion_mesh
 
-from .views import FACE_CROP_PX, head_forward, head_position, portrait_points
+from .views import (
+    FACE_CROP_PX,
+    PORTRAIT_CLIP_BELOW_HEAD,
+    PORTRAIT_CLIP_RADIUS,
+    head_forward,
+    head_position,
+    portrait_points,
+)
 
 ARKIT_CHANNELS = (
     "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
@@ -147,7 +154,7 @@ def framing_points(subject: Subject, portrait: bool) -> torch.Tensor:
     if head is None:
         top = vertices[:, 1].max()
         return vertices[vertices[:, 1] > top - 0.45]  # head and shoulders: the top 45 cm
-    return portrait_points(vertices, head)
+    return portrait_points(vertices, head, PORTRAIT_CLIP_BELOW_HEAD, PORTRAIT_CLIP_RADIUS)
 
 
 def clip_script(

@@ -19,10 +19,15 @@ if TYPE_CHECKING:
 
 FACE_CROP_PX = 256
 """Side of the face crop view and of the generated face clip, in every preset."""
-PORTRAIT_BELOW_HEAD = 0.32
-"""Meters below the head joint that a portrait still shows (the shoulders)."""
-PORTRAIT_RADIUS = 0.3
-"""Meters around the head's vertical axis that a portrait shows (the shoulders, not arms held out)."""
+PORTRAIT_BELOW_HEAD = 0.2
+"""Meters below the head joint that a portrait view still shows (the tops of the shoulders, not the chest: the
+face fills about a fifth of the frame, as in a head-and-shoulders photo)."""
+PORTRAIT_RADIUS = 0.18
+"""Meters around the head's vertical axis that a portrait view shows (the shoulders' inner half, not the arms)."""
+PORTRAIT_CLIP_BELOW_HEAD = 0.32
+"""The generated clips of a portrait photo frame more: down to the chest (arms and torso move in them)."""
+PORTRAIT_CLIP_RADIUS = 0.3
+"""Meters around the head's vertical axis that a portrait photo's clips frame (the whole shoulders)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,12 +121,15 @@ def portrait_motion(rig) -> "Motion":
     return Motion.from_full_pose(full)
 
 
-def portrait_points(points: Float[Tensor, "N 3"], head: Float[Tensor, "3"]) -> Float[Tensor, "M 3"]:
-    """The points a head-and-shoulders view frames: from the shoulders up, near the head's vertical axis (all
-    points when fewer than ten qualify)."""
-    keep = (points[:, 1] > head[1] - PORTRAIT_BELOW_HEAD) & (
-        (points[:, [0, 2]] - head[[0, 2]]).norm(dim=-1) < PORTRAIT_RADIUS
-    )
+def portrait_points(
+    points: Float[Tensor, "N 3"],
+    head: Float[Tensor, "3"],
+    below: float = PORTRAIT_BELOW_HEAD,
+    radius: float = PORTRAIT_RADIUS,
+) -> Float[Tensor, "M 3"]:
+    """The points a head-and-shoulders view frames: from ``below`` meters under the head joint up, within
+    ``radius`` of the head's vertical axis (all points when fewer than ten qualify)."""
+    keep = (points[:, 1] > head[1] - below) & ((points[:, [0, 2]] - head[[0, 2]]).norm(dim=-1) < radius)
     return points[keep] if int(keep.sum()) >= 10 else points
 
 

@@ -9,7 +9,9 @@ Reference measured in the same run: the ground-truth geometry painted one flat m
 learned no texture at all would score). With ``--photo`` (repeatable: the real-photo set,
 tests/data/photos/README.md) it also bakes each photo and reports the dlib identity distance between the photo
 and the baked avatar at the photo's camera and in portrait views at yaw 0, +-30, +-60 degrees (same person
-below 0.6; goal 0.45), and the share of generated frames in which the score stage found a face.
+below 0.6; goal 0.45), the share of generated frames in which the score stage found a face (MediaPipe's detector,
+over all frames and over those facing the camera), the frames dlib's frontal detector also identified and their
+mean distance to the photo.
 
 With ``--synthetic bob,long,skirt`` it also bakes synthetic subjects with hair and loose clothing from one
 front render and scores unseen views and poses against their ground truth (:mod:`anchorsplat.bake.synthetic`;
@@ -137,6 +139,9 @@ def identity_of(job: Path, photo: Path) -> dict:
     facing = summary.get("frames_facing", summary["frames"])
     out["faces_found_facing"] = f"{summary.get('facing_frames_with_face', summary['frames_with_face'])}/{facing}"
     out["faces_found_facing_share"] = round(summary.get("facing_frames_with_face", 0) / max(1, facing), 3)
+    # the frames dlib's frontal detector also finds (their identity distance weights the fit), and their mean
+    out["faces_identified_facing"] = f"{summary.get('facing_frames_identified', 0)}/{facing}"
+    out["mean_frame_distance"] = None if summary["mean_distance"] is None else round(summary["mean_distance"], 4)
     return out
 
 

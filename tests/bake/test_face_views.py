@@ -87,3 +87,75 @@ def test_clip_plan_sweeps_around_the_face_not_the_body(bob):
     turn_clip = Clip("turn", torch.zeros(5, 4, 4, 3), torch.zeros(5, 4, 4), turn.motion, turn.cameras)
     facing = sees_face(turned.rig, turn_clip)
     assert facing.tolist() == [True, True, False, False, True]  # the orbit's back half sees the back of the head
+
+
+def test_small_frames_are_rendered_finer_and_area_averaged(bob):
+    """A preview frame (128 px) point-sampled at pixel centres aliases the face's small Gaussians into speckle;
+    the proxy renders frames under ``supersample_below`` at an integer multiple and averages each pixel's area."""
+    from anchorsplat.bake.script import face_framing_points
+    from anchorsplat.diffusion.generator import Anchors, ClipSpec
+    from anchorsplat.diffusion.proxy import supersample_factor, supersampled_render
+    from anchorsplat.gaussians.conventions import framing_cameras
+    from anchorsplat.gaussians.render import render
+    from anchorsplat.gaussians.rigged import pose
+
+    camera = framing_cameras(face_framing_points(bob), torch.tensor([20.0]), width=40, height=40)
+    assert supersample_factor(camera, 256) == 4 and supersample_factor(camera, 0) == 1
+    assert (
+        supersample_factor(framing_cameras(face_framing_points(bob), torch.tensor([0.0]), width=256, height=256), 256)
+        == 1
+    )
+    config = ProxyConfig(num_gaussians=6000, backend="torch", supersample_below=120)
+    generator = ProxyGenerator(config)
+    (clip,) = generator.generate(bob, [ClipSpec("face", bob.motion, camera)], Anchors(bob.photo))
+    white = torch.ones(3)
+    posed = pose(generator.texture(bob), bob.rig, bob.motion.frame(0))
+    fine_rgb, fine_alpha = supersampled_render(posed, camera, white, factor=3, backend="torch")
+    torch.testing.assert_close(clip.frames[0], fine_rgb.clamp(0, 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(clip.masks[0], fine_alpha, atol=1e-5, rtol=0)
+    point_sampled = render(posed, camera, backend="torch", background=white).rgb[0, 0].clamp(0, 1)
+    assert float((point_sampled - clip.frames[0]).abs().max()) > 0.05  # the two differ where it matters
+
+
+def test_score_counts_turned_faces_dlib_cannot_identify():
+    """dlib's frontal detector stops near 40 degrees of turn; the score counts a frame as showing a face when
+    MediaPipe's full-range detector finds one and FaceMesh confirms it (the camera-man photo's head is turned
+    about 70 degrees), keeps dlib's distance (and the fit weight it sets) only where dlib finds the face, and
+    counts no face in a frame without one."""
+    import numpy as np
+    from PIL import Image
+
+    from anchorsplat.bake.score import score_clips
+    from anchorsplat.gaussians.conventions import orbit_cameras
+    from anchorsplat.gaussians.motion import Motion
+
+    def rgb(path: str, size: int = 256) -> np.ndarray:
+        return np.asarray(Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
+
+    photo = rgb("tests/data/bake/grace_hopper.jpg", 512)
+    frames = np.stack([rgb("tests/data/photos/cameraman.png"), np.full((256, 256, 3), 255, np.uint8), photo[::2, ::2]])
+    clip = Clip("turned", torch.from_numpy(frames).float() / 255, torch.ones(3, 256, 256), Motion.zeros(3),
+                orbit_cameras(torch.zeros(3), 2.0, torch.zeros(3), width=256, height=256))  # fmt: skip
+    turned, blank, same = score_clips([clip], photo)
+    assert turned.face and turned.distance is None and turned.weight == 1.0
+    assert not blank.face and blank.distance is None
+    assert same.face and same.distance is not None and same.distance < 0.3
+
+
+def test_proxy_textures_each_subject_once(bob, monkeypatch):
+    """The bake generates one clip per call (a restart keeps the clips made); the photo texture and the shell are
+    made once per subject, not once per clip."""
+    from anchorsplat.bake.script import face_framing_points
+    from anchorsplat.diffusion.generator import Anchors, ClipSpec
+    from anchorsplat.gaussians.conventions import framing_cameras
+
+    generator = ProxyGenerator(ProxyConfig(num_gaussians=2000, backend="torch"))
+    calls = []
+    texture = generator.texture
+    monkeypatch.setattr(generator, "texture", lambda subject: calls.append(subject) or texture(subject))
+    spec = ClipSpec("face", bob.motion, framing_cameras(face_framing_points(bob), torch.zeros(1), width=16, height=16))
+    first = generator.generate(bob, [spec], Anchors(bob.photo))[0]
+    again = generator.generate(bob, [spec], Anchors(bob.photo))[0]
+    assert len(calls) == 1 and torch.equal(first.frames, again.frames)
+    generator.generate(dataclasses.replace(bob), [spec], Anchors(bob.photo))
+    assert len(calls) == 2  # another subject is textured anew
