@@ -16,7 +16,6 @@ import torch
 from anchorsplat.diffusion.generator import (
     Anchors,
     Clip,
-    ClipAudio,
     ClipSpec,
     Generator,
     Subject,
@@ -24,21 +23,18 @@ from anchorsplat.diffusion.generator import (
     save_clip,
 )
 from anchorsplat.gaussians.assets import asset_path
-from anchorsplat.gaussians.conventions import Cameras
 from anchorsplat.gaussians.device import resolve_device, to_device
-from anchorsplat.gaussians.fileio import FileFormat, read_json, read_safetensors, write_json, write_safetensors
+from anchorsplat.gaussians.fileio import FileFormat, read_json, write_json
 from anchorsplat.gaussians.io import Avatar, load_avatar, load_rig, save_avatar
-from anchorsplat.gaussians.motion import Motion
 from anchorsplat.gaussians.rig import Rig
 
 from .job import STAGES, Job, JobSettings
 from .presets import PRESETS, BakePreset
-from .script import Speech
+from .script import Speech, load_script, save_script
 
 DEFAULT_RIG = asset_path("anny_default.rig.safetensors")
 _REDO = "rerun the bake with --force {stage}"
 # files written before they carried their format name read as version 1 (older job folders resume)
-SCRIPT_FILE = FileFormat("anchorsplat.clip-script", 1, "clip script", _REDO.format(stage="script"), unversioned=1)
 SCORES_FILE = FileFormat("anchorsplat.scores", 1, "identity scores", _REDO.format(stage="score"), unversioned=1)
 METRICS_FILE = FileFormat("anchorsplat.fit-metrics", 1, "fit metrics", _REDO.format(stage="fit"), unversioned=1)
 
@@ -134,53 +130,6 @@ def subject_from_fit(fit, photo: np.ndarray, rig: Rig) -> Subject:
         mask = mask / 255
     parts = None if getattr(fit, "parts", None) is None else torch.from_numpy(np.asarray(fit.parts)).long()
     return Subject(photo_t, mask, shaped, fit.motion, fit.camera, parts)
-
-
-def save_script(path: Path, specs: list[ClipSpec]) -> None:
-    tensors, meta = {}, {"clips": []}
-    for spec in specs:
-        tensors[f"{spec.name}.full_pose"] = spec.motion.full_pose().float().reshape(len(spec.motion), -1).contiguous()
-        tensors[f"{spec.name}.transl"] = spec.motion.transl.float().contiguous()
-        tensors[f"{spec.name}.expression"] = spec.motion.expression.float().contiguous()
-        tensors[f"{spec.name}.T_cam_world"] = spec.cameras.T_cam_world.float().contiguous()
-        tensors[f"{spec.name}.Ks"] = spec.cameras.Ks.float().contiguous()
-        clip_meta = {
-            "name": spec.name,
-            "fps": spec.motion.fps,
-            "width": spec.cameras.width,
-            "height": spec.cameras.height,
-            "expression_names": list(spec.motion.expression_names),
-        }
-        if spec.audio is not None:  # the clip's speech rides in the script, so a resumed job generates from it
-            tensors[f"{spec.name}.audio"] = spec.audio.waveforms.float().contiguous()
-            clip_meta["sample_rate"] = spec.audio.sample_rate
-        meta["clips"].append(clip_meta)
-    write_safetensors(path, SCRIPT_FILE, tensors, meta)
-
-
-def load_script(path: Path) -> list[ClipSpec]:
-    meta, t = read_safetensors(path, SCRIPT_FILE)
-    try:
-        return _script_from(meta, t)
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-        raise SCRIPT_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
-
-
-def _script_from(meta: dict, t: dict[str, torch.Tensor]) -> list[ClipSpec]:
-    specs = []
-    for c in meta["clips"]:
-        n = c["name"]
-        motion = Motion.from_full_pose(
-            t[f"{n}.full_pose"].reshape(-1, 55, 3),
-            t[f"{n}.transl"],
-            t[f"{n}.expression"],
-            tuple(c["expression_names"]),
-            c["fps"],
-        )
-        audio = ClipAudio(t[f"{n}.audio"], int(c["sample_rate"])) if f"{n}.audio" in t else None
-        cameras = Cameras(t[f"{n}.T_cam_world"], t[f"{n}.Ks"], c["width"], c["height"])
-        specs.append(ClipSpec(n, motion, cameras, audio))
-    return specs
 
 
 # --- stages -------------------------------------------------------------------------------------------------------

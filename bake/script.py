@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from anchorsplat.diffusion.generator import ClipAudio, ClipSpec, Subject
-from anchorsplat.gaussians.conventions import framing_cameras
+from anchorsplat.gaussians.conventions import Cameras, framing_cameras
+from anchorsplat.gaussians.fileio import FileFormat, read_safetensors, write_safetensors
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
 from anchorsplat.gaussians.rigged import pose_motion_mesh
 
@@ -241,3 +243,59 @@ def face_framing_points(subject: Subject) -> torch.Tensor:
         return vertices[vertices[:, 1] > vertices[:, 1].max() - 0.25]
     near = (vertices[:, 1] > head[1] - 0.1) & ((vertices[:, [0, 2]] - head[[0, 2]]).norm(dim=-1) < 0.15)
     return vertices[near] if int(near.sum()) >= 10 else vertices
+
+
+# --- the script file (the job's script/script.safetensors) ----------------------------------------------------------
+
+SCRIPT_FILE = FileFormat(
+    "anchorsplat.clip-script", 1, "clip script", "rerun the bake with --force script", unversioned=1
+)  # written before it carried its format name, a script reads as version 1 (older job folders resume)
+
+
+def save_script(path: Path, specs: list[ClipSpec]) -> None:
+    """The clip script as one safetensors file (motion, cameras and speech of every clip), atomically."""
+    tensors, meta = {}, {"clips": []}
+    for spec in specs:
+        tensors[f"{spec.name}.full_pose"] = spec.motion.full_pose().float().reshape(len(spec.motion), -1).contiguous()
+        tensors[f"{spec.name}.transl"] = spec.motion.transl.float().contiguous()
+        tensors[f"{spec.name}.expression"] = spec.motion.expression.float().contiguous()
+        tensors[f"{spec.name}.T_cam_world"] = spec.cameras.T_cam_world.float().contiguous()
+        tensors[f"{spec.name}.Ks"] = spec.cameras.Ks.float().contiguous()
+        clip_meta = {
+            "name": spec.name,
+            "fps": spec.motion.fps,
+            "width": spec.cameras.width,
+            "height": spec.cameras.height,
+            "expression_names": list(spec.motion.expression_names),
+        }
+        if spec.audio is not None:  # the clip's speech rides in the script, so a resumed job generates from it
+            tensors[f"{spec.name}.audio"] = spec.audio.waveforms.float().contiguous()
+            clip_meta["sample_rate"] = spec.audio.sample_rate
+        meta["clips"].append(clip_meta)
+    write_safetensors(path, SCRIPT_FILE, tensors, meta)
+
+
+def load_script(path: Path) -> list[ClipSpec]:
+    """The clips of a script written by :func:`save_script`; a clear error for a damaged or foreign file."""
+    meta, t = read_safetensors(path, SCRIPT_FILE)
+    try:
+        return _script_from(meta, t)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise SCRIPT_FILE.error(path, f"has inconsistent contents ({type(exc).__name__}: {exc})") from None
+
+
+def _script_from(meta: dict, t: dict[str, torch.Tensor]) -> list[ClipSpec]:
+    specs = []
+    for c in meta["clips"]:
+        n = c["name"]
+        motion = Motion.from_full_pose(
+            t[f"{n}.full_pose"].reshape(-1, 55, 3),
+            t[f"{n}.transl"],
+            t[f"{n}.expression"],
+            tuple(c["expression_names"]),
+            c["fps"],
+        )
+        audio = ClipAudio(t[f"{n}.audio"], int(c["sample_rate"])) if f"{n}.audio" in t else None
+        cameras = Cameras(t[f"{n}.T_cam_world"], t[f"{n}.Ks"], c["width"], c["height"])
+        specs.append(ClipSpec(n, motion, cameras, audio))
+    return specs

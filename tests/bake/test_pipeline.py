@@ -15,9 +15,9 @@ from anchorsplat.bake.batch import run_batch
 from anchorsplat.bake.fit import FitSettings, View, fit_avatar
 from anchorsplat.bake.job import STAGES, JobSettings
 from anchorsplat.bake.landmarks import Targets
-from anchorsplat.bake.pipeline import load_script, run_bake
+from anchorsplat.bake.pipeline import run_bake
 from anchorsplat.bake.presets import BakePreset
-from anchorsplat.bake.script import clip_script, face_framing_points
+from anchorsplat.bake.script import clip_script, face_framing_points, load_script
 from anchorsplat.bake.subject import SubjectFit, save_subject
 from anchorsplat.bake.views import FACE_CROP_PX
 from anchorsplat.diffusion.generator import Subject

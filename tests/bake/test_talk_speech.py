@@ -10,8 +10,8 @@ import soundfile
 import torch
 
 from anchorsplat.bake.job import Job, JobSettings
-from anchorsplat.bake.pipeline import DEFAULT_RIG, load_script, save_script
-from anchorsplat.bake.script import SCRIPT_FPS, clip_script
+from anchorsplat.bake.pipeline import DEFAULT_RIG
+from anchorsplat.bake.script import SCRIPT_FPS, clip_script, load_script, save_script
 from anchorsplat.bake_speech import SAMPLE_SPEECH, load_bake_speech
 from anchorsplat.cli import main
 from anchorsplat.diffusion.generator import Subject
