@@ -53,6 +53,24 @@ def test_portrait_cameras_frame_head_and_shoulders():
     assert bool((project_points(feet, cams)[:, 0, 1] > 128).all())  # the feet are not
 
 
+def test_portrait_face_is_a_fifth_of_the_frame():
+    """Head and shoulders as in a portrait photo: eyes to chin span a fifth of the frame's height (16% when the
+    view framed the chest too), so dlib and a user see the face in detail."""
+    from anchorsplat.bake.landmarks import face_landmark_vertices
+    from anchorsplat.bake.pipeline import DEFAULT_RIG
+    from anchorsplat.bake.views import head_position, portrait_motion
+    from anchorsplat.gaussians.io import load_rig
+    from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+    rig = load_rig(DEFAULT_RIG)
+    mesh = pose_motion_mesh(rig, portrait_motion(rig))
+    vertices = mesh.vertices[0]
+    cameras = portrait_cameras(vertices, head_position(rig, mesh.T_world_joint[0]), torch.tensor([0.0]), 256)
+    face = project_points(vertices[list(face_landmark_vertices(rig).values())], cameras)[0]
+    eyes_to_chin = float(face[:, 1].max() - face[:, 1].min())
+    assert 0.19 * 256 < eyes_to_chin < 0.3 * 256, eyes_to_chin
+
+
 @pytest.mark.skipif(not SAMPLE.is_file(), reason="assets/sample.anchorsplat missing")
 def test_render_view_portrait_frames_the_face(tmp_path):
     from anchorsplat.cli import main
