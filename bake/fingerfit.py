@@ -2,7 +2,7 @@
 
 Each finger gets one curl angle shared by its three joints (a flexion about the axis across the finger, toward
 the palm; the thumb's is across the palm, toward the little finger, and its base joint takes half), bounded to
-:data:`CURL_RANGE`, and the wrist a small extra rotation. They are fitted with Adam, camera and body fixed, to
+:data:`ANGLE_RANGE`, and the wrist a small extra rotation. They are fitted with Adam, camera and body fixed, to
 the hand's 21 landmarks: the posed wrist, finger joints and fingertip vertices projected with the photo camera
 against the 2D landmarks (after the best 2D shift and scale, so the arm fit's leftover error at the wrist does not
 bend the fingers; residuals in hand sizes), plus the 3D direction of each finger bone from mediapipe's metric hand
@@ -34,10 +34,15 @@ from .subject import SubjectFit
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 """Finger order of the curls; the landmarks of finger ``k`` are mediapipe Hands' ``1 + 4k .. 4 + 4k``."""
-CURL_RANGE: dict[str, tuple[float, float]] = {
+ANGLES = (*FINGERS, "thumb_swing")
+"""What a hand's fit sets: each finger's curl, and the thumb's swing at its base across the palm (about the
+palm's normal, toward the little finger): a thumb folded over the palm is swung and curled."""
+ANGLE_RANGE: dict[str, tuple[float, float]] = {
     "thumb": (-0.3, 1.0), "index": (-0.2, 1.4), "middle": (-0.2, 1.4), "ring": (-0.2, 1.4), "pinky": (-0.2, 1.4),
+    "thumb_swing": (-0.5, 0.9),
 }  # fmt: skip
-"""Plausible curl per joint (radians; negative bends backward): on the rig, 0.8 at each joint is a loose fist."""
+"""Plausible angles (radians; a curl is per joint, negative bends backward): on the rig, a curl of 0.8 at each
+joint is a loose fist."""
 JOINT_SHARE = {"thumb": (0.5, 1.0, 1.0)}
 """Fraction of the curl each of a finger's three joints takes (1 where not listed): the thumb's base turns less."""
 BONES: tuple[tuple[int, int], ...] = tuple(
@@ -74,10 +79,12 @@ class HandChain:
     """Rig vertex at each fingertip."""
     subtree: Int[Tensor, " S"]
     """Rig joints of the hand: the wrist and every joint below it, parents first."""
-    subtree_levels: tuple[Int[Tensor, " L"], ...]
+    subtree_levels: tuple[Int[Tensor, " _"], ...]
     """Positions in ``subtree`` by depth below the wrist."""
     axes: Float[Tensor, "5 3"]
     """Flexion axis of each finger: a positive rotation about it bends the finger toward the palm."""
+    swing_axis: Float[Tensor, " 3"]
+    """The thumb's swing axis: a positive rotation about it moves the thumb across the palm."""
     shares: Float[Tensor, "5 3"]
 
 
@@ -137,11 +144,12 @@ def hand_chain(rig: Rig, side: str) -> HandChain | None:
     toward[0] = normal + across / across.norm()
     axes = torch.linalg.cross(along, toward)
     axes = axes / axes.norm(dim=-1, keepdim=True)
+    swing_axis = normal if float(torch.linalg.cross(normal, along[0]) @ across) > 0 else -normal
     shares = torch.tensor([JOINT_SHARE.get(f, (1.0, 1.0, 1.0)) for f in FINGERS])
     smplx = torch.tensor([[SMPLX_JOINT_NAMES.index(f"{side}_{f}{p}") for p in (1, 2, 3)] for f in FINGERS])
     subtree, levels = _subtree(rig, wrist)
     wrist_smplx = SMPLX_JOINT_NAMES.index(f"{side}_wrist")
-    return HandChain(side, wrist_smplx, smplx, points, tips, subtree, levels, axes, shares)
+    return HandChain(side, wrist_smplx, smplx, points, tips, subtree, levels, axes, swing_axis, shares)
 
 
 def _subtree(rig: Rig, root: int) -> tuple[Tensor, tuple[Tensor, ...]]:
@@ -174,16 +182,19 @@ def _tip_vertex(rig: Rig, middle: int, last: int) -> Tensor:
     return candidates[int(torch.argmax(along))]
 
 
-def curl_axis_angles(curls: Float[Tensor, " 5"], chain: HandChain) -> Float[Tensor, "5 3 3"]:
-    """Axis-angle of each finger joint for the given curls (SMPL-X world-aligned joint frames)."""
-    axes, shares = chain.axes.to(curls), chain.shares.to(curls)
-    return curls[:, None, None] * shares[:, :, None] * axes[:, None, :]
+def curl_axis_angles(angles: Float[Tensor, " 6"], chain: HandChain) -> Float[Tensor, "5 3 3"]:
+    """Axis-angle of each finger joint for the given :data:`ANGLES` (SMPL-X world-aligned joint frames)."""
+    axes, shares = chain.axes.to(angles), chain.shares.to(angles)
+    out = angles[:5, None, None] * shares[:, :, None] * axes[:, None, :]
+    swing = torch.zeros_like(out)
+    swing[0, 0] = angles[5] * chain.swing_axis.to(angles)
+    return out + swing
 
 
 def with_curls(
-    full_pose: Float[Tensor, "B 55 3"], chain: HandChain, curls: Float[Tensor, " 5"]
+    full_pose: Float[Tensor, "B 55 3"], chain: HandChain, curls: Float[Tensor, " 6"]
 ) -> Float[Tensor, "B 55 3"]:
-    """``full_pose`` with the fingers of ``chain``'s hand set to ``curls``."""
+    """``full_pose`` with the fingers of ``chain``'s hand set to ``curls`` (:data:`ANGLES`)."""
     ids = chain.smplx_joints.to(full_pose.device).reshape(-1)
     aa = curl_axis_angles(curls, chain).reshape(1, 15, 3).expand(len(full_pose), 15, 3)
     return full_pose.index_copy(1, ids, aa.to(full_pose))
@@ -237,8 +248,8 @@ class HandFit:
 
     full_pose: Float[Tensor, "1 55 3"]
     """The fit's pose with this hand's fingers curled and its wrist turned."""
-    curls: Float[Tensor, " 5"]
-    """Per finger (:data:`FINGERS`), radians per joint."""
+    curls: Float[Tensor, " 6"]
+    """:data:`ANGLES` in radians."""
     error_before_px: float
     """Mean landmark distance (after the best 2D shift and scale) with the rest fingers and the body fit's wrist."""
     error_px: float
@@ -246,12 +257,12 @@ class HandFit:
 
 
 def _curls_from(raw: Tensor) -> Tensor:
-    lo, hi = (torch.tensor([CURL_RANGE[f][i] for f in FINGERS], device=raw.device) for i in (0, 1))
+    lo, hi = (torch.tensor([ANGLE_RANGE[a][i] for a in ANGLES], device=raw.device) for i in (0, 1))
     return lo + (hi - lo) * torch.sigmoid(raw)
 
 
 def _raw_for(curls: Tensor) -> Tensor:
-    lo, hi = (torch.tensor([CURL_RANGE[f][i] for f in FINGERS], device=curls.device) for i in (0, 1))
+    lo, hi = (torch.tensor([ANGLE_RANGE[a][i] for a in ANGLES], device=curls.device) for i in (0, 1))
     return torch.logit(((curls - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3))
 
 
@@ -276,7 +287,7 @@ def fit_hand(
     directions = world[bones[:, 1]] - world[bones[:, 0]]
     directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     R_cam_world = camera.T_cam_world[0, :3, :3].to(device)
-    raw = torch.nn.Parameter(_raw_for(torch.zeros(5, device=device)))
+    raw = torch.nn.Parameter(_raw_for(torch.zeros(len(ANGLES), device=device)))
     wrist = torch.nn.Parameter(torch.zeros(3, device=device))
     wrist_row = torch.zeros(1, 55, 1, device=device)
     wrist_row[0, chain.wrist] = 1.0

