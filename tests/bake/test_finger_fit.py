@@ -52,9 +52,9 @@ def _landmarks(rig, full_pose: torch.Tensor, side: str, camera: Cameras) -> Hand
     s = side[0].upper()
     names = [f"wrist.{s}"] + [f"finger{k}-{p}.{s}" for k in range(1, 6) for p in (1, 2, 3, 0)]
     tips = iter(hand_chain(rig, side).tips.tolist())
+    joints = posed.T_world_joint[0, :, :3, 3]
     points = torch.stack([
-        posed.vertices[0, next(tips)] if n.endswith(f"-0.{s}") else posed.T_world_joint[0, rig.joint_names.index(n), :3, 3]
-        for n in names
+        posed.vertices[0, next(tips)] if n.endswith(f"-0.{s}") else joints[rig.joint_names.index(n)] for n in names
     ])  # fmt: skip
     xy = project_points(points, camera)[0]
     world = points @ camera.T_cam_world[0, :3, :3].T
@@ -74,19 +74,17 @@ def test_curls_bend_the_fingers_toward_the_palm(rig):
     """On the rest rig the palms face down (-Y): curling moves every fingertip down, and swinging the thumb moves
     its tip toward the little finger."""
     rest = torch.zeros(1, 55, 3)
+
+    def tip_points(chain, angles):
+        pose = with_curls(rest, chain, torch.tensor(angles))
+        return pose_motion_mesh(rig, Motion.from_full_pose(pose)).vertices[0, chain.tips]
+
     for side in ("left", "right"):
         chain = hand_chain(rig, side)
-        tips = chain.tips
-
-        def tip_points(angles):
-            return pose_motion_mesh(rig, Motion.from_full_pose(with_curls(rest, chain, torch.tensor(angles)))).vertices[
-                0, tips
-            ]
-
-        still, curled = tip_points([0.0] * 6), tip_points([0.6] * 5 + [0.0])
+        still, curled = tip_points(chain, [0.0] * 6), tip_points(chain, [0.6] * 5 + [0.0])
         assert bool((curled[:, 1] < still[:, 1] - 0.01).all()), (side, curled[:, 1] - still[:, 1])
         pinky_base = rig.joints_rest[rig.joint_names.index(f"finger5-1.{side[0].upper()}")]
-        swung = tip_points([0.0] * 5 + [0.8])
+        swung = tip_points(chain, [0.0] * 5 + [0.8])
         assert float((swung[0] - pinky_base).norm()) < float((still[0] - pinky_base).norm()) - 0.01, side
 
 
