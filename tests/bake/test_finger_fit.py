@@ -105,8 +105,11 @@ def test_known_finger_curls_are_recovered_from_the_hand_landmarks(rig):
         assert result.error_px < 0.15 * result.error_before_px, (result.error_before_px, result.error_px)
 
 
-def test_fit_fingers_curls_only_the_hands_with_landmarks(rig):
-    """A hand without landmarks keeps the rest pose (and with none at all the fit is unchanged)."""
+def test_fit_fingers_curls_only_the_hands_with_landmarks(rig, tmp_path):
+    """A hand without landmarks keeps the rest pose (and with none at all the fit is unchanged); the subject file
+    keeps the curls."""
+    from anchorsplat.bake.subject import load_subject, save_subject
+
     camera = _camera()
     body = _body_pose()
     truth = with_curls(body, hand_chain(rig, "right"), torch.tensor(TRUE_ANGLES["right"]))
@@ -116,6 +119,27 @@ def test_fit_fingers_curls_only_the_hands_with_landmarks(rig):
     assert float(curled.motion.left_hand_pose.abs().max()) == 0.0
     assert float(curled.motion.right_hand_pose.abs().max()) > 0.5
     assert torch.equal(curled.motion.body_pose[:, :19], fit.motion.body_pose[:, :19])  # only the wrists may turn
+    loaded = load_subject(save_subject(tmp_path / "subject.json", curled))
+    assert torch.allclose(loaded.motion.right_hand_pose, curled.motion.right_hand_pose, atol=1e-6)
+
+
+@pytest.mark.slow  # ~30 s on a loaded 2-core machine (detection and the whole body fit)
+def test_the_v_sign_photo_gets_a_v_sign():
+    """On the real photo: index and middle finger stretched, ring and pinky curled, the thumb folded over them."""
+    from pathlib import Path
+
+    from anchorsplat.bake.bodyfit import fit_subject
+    from anchorsplat.bake.photo import load_photo
+
+    rig = load_rig(asset_path("anny_default.rig.safetensors")).to("cpu", torch.float32)
+    photo = load_photo(Path(__file__).parents[1] / "data" / "photos" / "half_body_hand_raised.jpg")
+    fit = fit_subject(photo, rig)
+    assert float(fit.motion.left_hand_pose.abs().max()) == 0.0  # no landmarks for the hidden hand
+    chain = hand_chain(rig, "right")
+    pose = fit.motion.full_pose()[0, chain.smplx_joints[:, 1]]  # each finger's middle joint: its curl
+    curls = dict(zip(("thumb", "index", "middle", "ring", "pinky"), (pose * chain.axes).sum(-1).tolist(), strict=True))
+    assert curls["index"] < 0.3 and curls["middle"] < 0.3, curls
+    assert curls["ring"] > 0.4 and curls["pinky"] > 0.4, curls
 
 
 def test_palm_landmarks_replace_the_pose_hand_targets(rig):
