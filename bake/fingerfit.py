@@ -55,7 +55,8 @@ WRIST_WEIGHT = 0.2
 """Pull of the wrist's extra rotation (radians squared) toward the body fit's wrist."""
 DIRECTION_WEIGHT = 1.0
 """Weight of the bone directions (mean 1 - cosine) against the landmarks' residual (mean, in hand sizes)."""
-STEPS = 150
+STEPS = 100
+LEARNING_RATE = 0.08
 PALM = {"wrist": 0, "thumb1": 1, "index1": 5, "middle1": 9, "pinky1": 17}
 """Hand landmarks that are body-fit targets (SMPL-X joint suffix -> landmark): the wrist and the knuckles, which
 the finger curls do not move. Where a hand is found they replace the pose's coarser hand landmarks."""
@@ -316,7 +317,7 @@ def fit_hand(
             return float((_aligned(xy, target) - target).norm(dim=-1).mean())
 
     before = error()
-    optimizer = torch.optim.Adam([raw, wrist], lr=0.05)
+    optimizer = torch.optim.Adam([raw, wrist], lr=LEARNING_RATE)
     for _ in range(STEPS):
         optimizer.zero_grad(set_to_none=True)
         loss_fn().backward()
