@@ -9,6 +9,9 @@ bend the fingers; residuals in hand sizes), plus the 3D direction of each finger
 landmarks (a finger curled toward the camera and one stretched out project alike; their depth tells them apart),
 plus a prior toward the rest hand. A hand without landmarks keeps the rest pose.
 
+Before that, in the body fit, a found hand's wrist and knuckles (:data:`PALM`) replace the pose's four coarser hand
+landmarks as keypoints (:func:`with_palm_targets`): they place the hand and turn the wrist.
+
 The curls live in the motion's ``left_hand_pose`` / ``right_hand_pose`` (SMPL-X format), so the subject file
 stores them and the clip script keeps them.
 """
@@ -172,7 +175,6 @@ def _subtree(rig: Rig, root: int) -> tuple[Tensor, tuple[Tensor, ...]]:
 
 def _tip_vertex(rig: Rig, middle: int, last: int) -> Tensor:
     """The vertex furthest along the last phalanx among those it moves most."""
-    weights = torch.zeros(rig.num_vertices, dtype=rig.skin_weights.dtype)
     weights = (rig.skin_weights.cpu() * (rig.skin_indices.cpu() == last)).sum(1)
     candidates = torch.nonzero(weights >= 0.5)[:, 0]
     if len(candidates) == 0:

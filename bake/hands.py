@@ -126,28 +126,27 @@ def detect_hands(
             box = _crop_box(pose_xy, pose_visibility, side, w, h)
             if box is not None and box != (0, 0, w, h):
                 found += _run(image, box)
-    wrists = {s: pose_xy[POSE_LANDMARK_NAMES.index(f"{s}_wrist")] for s in SIDES}
-    usable = {s: pose_visibility[POSE_LANDMARK_NAMES.index(f"{s}_wrist")] >= MIN_POSE_VISIBILITY for s in SIDES}
-    # Each candidate's claim on each side: its wrist's distance to that pose wrist, in hand sizes.
-    claims: list[tuple[float, str, HandLandmarks]] = []
-    for f in found:
-        size = max(f.hand.size, 1.0)
-        distance = {s: float(np.linalg.norm(f.hand.xy[0] - wrists[s])) / size for s in SIDES if usable[s]}
-        for side, d in distance.items():
-            other = distance.get("right" if side == "left" else "left")
-            tied = other is not None and abs(d - other) <= TIE * max(d, other)
-            if d <= MAX_WRIST_DISTANCE and (other is None or d < other or tied) and (not tied or f.person_side == side):
-                claims.append((d - f.hand.score * 1e-3, side, f.hand))
+    ids = {s: POSE_LANDMARK_NAMES.index(f"{s}_wrist") for s in SIDES}
+    wrists = {s: pose_xy[i] for s, i in ids.items() if pose_visibility[i] >= MIN_POSE_VISIBILITY}
+    claims = [(claim, f.hand) for f in found if (claim := _claim(f, wrists)) is not None]
     out: dict[str, HandLandmarks] = {}
     taken: list[HandLandmarks] = []
-    for _, side, hand in sorted(claims, key=lambda c: c[0]):
-        if side in out or any(_same_hand(hand, t) for t in taken if t is not hand):
-            continue
-        if hand in taken:
-            continue
-        out[side] = hand
-        taken.append(hand)
+    for (_, side), hand in sorted(claims, key=lambda c: c[0][0] - 1e-3 * c[1].score):  # nearest first
+        if side not in out and not any(_same_hand(hand, t) for t in taken):
+            out[side] = hand
+            taken.append(hand)
     return out
+
+
+def _claim(found: _Found, wrists: dict[str, np.ndarray]) -> tuple[float, str] | None:
+    """The wrist distance (in hand sizes) and the person's side of the pose wrist a found hand belongs to; None
+    when no pose wrist is within :data:`MAX_WRIST_DISTANCE`. Two about equally near wrists: handedness decides."""
+    size = max(found.hand.size, 1.0)
+    distances = {side: float(np.linalg.norm(found.hand.xy[0] - xy)) / size for side, xy in wrists.items()}
+    near = sorted((d, side) for side, d in distances.items() if d <= MAX_WRIST_DISTANCE)
+    if len(near) == 2 and near[1][0] - near[0][0] <= TIE * near[1][0]:
+        return next(c for c in near if c[1] == found.person_side)
+    return near[0] if near else None
 
 
 def _same_hand(a: HandLandmarks, b: HandLandmarks) -> bool:

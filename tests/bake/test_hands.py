@@ -64,3 +64,20 @@ def test_a_small_hand_is_found_in_a_crop_at_the_pose_hand(raised):
     d = detect_person(canvas)
     assert d.right_hand is not None and d.left_hand is None
     assert np.linalg.norm(d.right_hand.xy[0] - _pose(d, "right_wrist")) < d.right_hand.size
+
+
+def test_the_nearest_pose_wrist_takes_a_hand_and_handedness_breaks_ties():
+    from anchorsplat.bake.hands import HandLandmarks, _claim, _Found
+
+    xy = np.zeros((21, 2), np.float32)
+    xy[9] = (0.0, -40.0)  # a hand 40 px long, its wrist at the origin
+    hand = HandLandmarks(xy, np.zeros((21, 3), np.float32), 1.0)
+    wrists = {"left": np.array([10.0, 0.0]), "right": np.array([-30.0, 0.0])}
+    # The left wrist is nearer: it takes the hand whatever mediapipe's handedness says.
+    assert _claim(_Found(hand, "right"), wrists) == (0.25, "left")
+    # Both about equally near (within 25%): handedness decides.
+    tied = {"left": np.array([30.0, 0.0]), "right": np.array([-27.0, 0.0])}
+    assert _claim(_Found(hand, "left"), tied) == (0.75, "left")
+    assert _claim(_Found(hand, "right"), tied)[1] == "right"
+    # No pose wrist within 1.5 hand sizes: nobody's hand.
+    assert _claim(_Found(hand, "left"), {"left": np.array([100.0, 0.0])}) is None
