@@ -37,12 +37,14 @@ from .subject import SubjectFit
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 """Finger order of the curls; the landmarks of finger ``k`` are mediapipe Hands' ``1 + 4k .. 4 + 4k``."""
-ANGLES = (*FINGERS, "thumb_swing")
-"""What a hand's fit sets: each finger's curl, and the thumb's swing at its base across the palm (about the
-palm's normal, toward the little finger): a thumb folded over the palm is swung and curled."""
+ANGLES = (*FINGERS, *(f"{f}_swing" for f in FINGERS))
+"""What a hand's fit sets: each finger's curl, then each finger's swing at its base in the palm's plane (about the
+palm's normal, toward the little finger): a thumb folded over the palm is swung and curled, a V sign's index and
+middle finger swing apart."""
 ANGLE_RANGE: dict[str, tuple[float, float]] = {
     "thumb": (-0.3, 1.0), "index": (-0.2, 1.4), "middle": (-0.2, 1.4), "ring": (-0.2, 1.4), "pinky": (-0.2, 1.4),
-    "thumb_swing": (-0.5, 0.9),
+    "thumb_swing": (-0.5, 0.9), "index_swing": (-0.35, 0.35), "middle_swing": (-0.35, 0.35),
+    "ring_swing": (-0.35, 0.35), "pinky_swing": (-0.35, 0.35),
 }  # fmt: skip
 """Plausible angles (radians; a curl is per joint, negative bends backward): on the rig, a curl of 0.8 at each
 joint is a loose fist."""
@@ -88,7 +90,7 @@ class HandChain:
     axes: Float[Tensor, "5 3"]
     """Flexion axis of each finger: a positive rotation about it bends the finger toward the palm."""
     swing_axis: Float[Tensor, " 3"]
-    """The thumb's swing axis: a positive rotation about it moves the thumb across the palm."""
+    """The swing axis (the palm's normal): a positive rotation about it moves a finger toward the little finger."""
     shares: Float[Tensor, "5 3"]
 
 
@@ -185,17 +187,17 @@ def _tip_vertex(rig: Rig, middle: int, last: int) -> Tensor:
     return candidates[int(torch.argmax(along))]
 
 
-def curl_axis_angles(angles: Float[Tensor, " 6"], chain: HandChain) -> Float[Tensor, "5 3 3"]:
+def curl_axis_angles(angles: Float[Tensor, " 10"], chain: HandChain) -> Float[Tensor, "5 3 3"]:
     """Axis-angle of each finger joint for the given :data:`ANGLES` (SMPL-X world-aligned joint frames)."""
     axes, shares = chain.axes.to(angles), chain.shares.to(angles)
     out = angles[:5, None, None] * shares[:, :, None] * axes[:, None, :]
-    swing = torch.zeros_like(out)
-    swing[0, 0] = angles[5] * chain.swing_axis.to(angles)
-    return out + swing
+    base = torch.zeros_like(out)
+    base[:, 0] = angles[5:, None] * chain.swing_axis.to(angles)  # the swing turns each finger's base joint
+    return out + base
 
 
 def with_curls(
-    full_pose: Float[Tensor, "B 55 3"], chain: HandChain, curls: Float[Tensor, " 6"]
+    full_pose: Float[Tensor, "B 55 3"], chain: HandChain, curls: Float[Tensor, " 10"]
 ) -> Float[Tensor, "B 55 3"]:
     """``full_pose`` with the fingers of ``chain``'s hand set to ``curls`` (:data:`ANGLES`)."""
     ids = chain.smplx_joints.to(full_pose.device).reshape(-1)
@@ -251,7 +253,7 @@ class HandFit:
 
     full_pose: Float[Tensor, "1 55 3"]
     """The fit's pose with this hand's fingers curled and its wrist turned."""
-    curls: Float[Tensor, " 6"]
+    curls: Float[Tensor, " 10"]
     """:data:`ANGLES` in radians."""
     error_before_px: float
     """Mean landmark distance (after the best 2D shift and scale) with the rest fingers and the body fit's wrist."""

@@ -21,8 +21,12 @@ SIZE = 384
 BODY = {"right_shoulder": (0.0, -0.3, 1.1), "right_elbow": (0.0, 1.5, 0.0), "left_shoulder": (0.0, 0.0, -1.2),
         "left_elbow": (0.0, 0.8, 0.0)}  # fmt: skip
 """Both forearms toward the camera, the right one raised: both hands in front of the body, seen from the camera."""
-TRUE_ANGLES = {"right": (0.7, 0.05, 0.1, 1.1, 1.2, 0.6), "left": (0.2, 0.6, 0.9, 0.3, 0.0, -0.2)}
-""":data:`ANGLES` of each hand: a V sign (thumb folded over ring and pinky) and a hand curling from index to ring."""
+TRUE_ANGLES = {
+    "right": (0.7, 0.05, 0.1, 1.1, 1.2, 0.6, -0.2, 0.2, 0.0, 0.0),
+    "left": (0.2, 0.6, 0.9, 0.3, 0.0, -0.2, 0.0, 0.1, -0.1, 0.0),
+}
+""":data:`ANGLES` of each hand (curls, then swings): a V sign (index and middle apart, the thumb folded over ring
+and pinky) and a hand curling from index to ring."""
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +75,8 @@ def _subject(rig, full_pose: torch.Tensor, camera: Cameras) -> SubjectFit:
 
 
 def test_curls_bend_the_fingers_toward_the_palm(rig):
-    """On the rest rig the palms face down (-Y): curling moves every fingertip down, and swinging the thumb moves
-    its tip toward the little finger."""
+    """On the rest rig the palms face down (-Y): curling moves every fingertip down, and swinging the thumb or the
+    index finger moves its tip toward the little finger."""
     rest = torch.zeros(1, 55, 3)
 
     def tip_points(chain, angles):
@@ -81,11 +85,13 @@ def test_curls_bend_the_fingers_toward_the_palm(rig):
 
     for side in ("left", "right"):
         chain = hand_chain(rig, side)
-        still, curled = tip_points(chain, [0.0] * 6), tip_points(chain, [0.6] * 5 + [0.0])
+        still, curled = tip_points(chain, [0.0] * 10), tip_points(chain, [0.6] * 5 + [0.0] * 5)
         assert bool((curled[:, 1] < still[:, 1] - 0.01).all()), (side, curled[:, 1] - still[:, 1])
         pinky_base = rig.joints_rest[rig.joint_names.index(f"finger5-1.{side[0].upper()}")]
-        swung = tip_points(chain, [0.0] * 5 + [0.8])
-        assert float((swung[0] - pinky_base).norm()) < float((still[0] - pinky_base).norm()) - 0.01, side
+        swung = tip_points(chain, [0.0] * 5 + [0.8, 0.3, 0.0, 0.0, 0.0])
+        for finger in (0, 1):  # thumb, index
+            closer = float((still[finger] - pinky_base).norm()) - float((swung[finger] - pinky_base).norm())
+            assert closer > 0.01, (side, finger, closer)
 
 
 def test_known_finger_curls_are_recovered_from_the_hand_landmarks(rig):
@@ -100,7 +106,7 @@ def test_known_finger_curls_are_recovered_from_the_hand_landmarks(rig):
         result = fit_hand(rig, body, camera, hand_chain(rig, side), hand)
         errors = dict(zip(ANGLES, (result.curls - torch.tensor(angles)).abs().tolist(), strict=True))
         assert max(v for k, v in errors.items() if k != "thumb_swing") < 0.12, (side, errors)
-        assert errors["thumb_swing"] < 0.2, (side, errors)
+        assert errors["thumb_swing"] < 0.2, (side, errors)  # the thumb's swing and curl trade off a little
         assert result.error_before_px > 2.0, result.error_before_px  # the rest hand does not match
         assert result.error_px < 0.15 * result.error_before_px, (result.error_before_px, result.error_px)
 
