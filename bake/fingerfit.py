@@ -1,18 +1,19 @@
 """Stage 1b, hands: finger curl from the photo's hand landmarks (:mod:`.hands`), after the body fit.
 
 Each finger gets one curl angle shared by its three joints (a flexion about the axis across the finger, toward
-the palm; the thumb's is across the palm, toward the little finger, and its base joint takes half), bounded to
-:data:`ANGLE_RANGE`, and the wrist a small extra rotation. They are fitted with Adam, camera and body fixed, to
-the hand's 21 landmarks: the posed wrist, finger joints and fingertip vertices projected with the photo camera
-against the 2D landmarks (after the best 2D shift and scale, so the arm fit's leftover error at the wrist does not
-bend the fingers; residuals in hand sizes), plus the 3D direction of each finger bone from mediapipe's metric hand
-landmarks (a finger curled toward the camera and one stretched out project alike; their depth tells them apart),
-plus a prior toward the rest hand. A hand without landmarks keeps the rest pose.
+the palm; the thumb's is across the palm, toward the little finger, and its base joint takes half) and a swing of
+its base joint in the palm's plane, all bounded to :data:`ANGLE_RANGE`, and the wrist a small extra rotation.
+They are fitted with Adam, camera and body fixed, to the hand's 21 landmarks: the posed wrist, finger joints and
+fingertip vertices projected with the photo camera against the 2D landmarks (after the best 2D shift and scale,
+so the arm fit's leftover error at the wrist does not bend the fingers; residuals in hand sizes), plus the 3D
+direction of each finger bone from mediapipe's metric hand landmarks (a finger curled toward the camera and one
+stretched out project alike; their depth tells them apart), plus a prior toward the rest hand. A hand without
+landmarks keeps the rest pose.
 
 Before that, in the body fit, a found hand's wrist and knuckles (:data:`PALM`) replace the pose's four coarser hand
 landmarks as keypoints (:func:`with_palm_targets`): they place the hand and turn the wrist.
 
-The curls live in the motion's ``left_hand_pose`` / ``right_hand_pose`` (SMPL-X format), so the subject file
+The angles live in the motion's ``left_hand_pose`` / ``right_hand_pose`` (SMPL-X format), so the subject file
 stores them and the clip script keeps them.
 """
 
@@ -196,12 +197,12 @@ def curl_axis_angles(angles: Float[Tensor, " 10"], chain: HandChain) -> Float[Te
     return out + base
 
 
-def with_curls(
-    full_pose: Float[Tensor, "B 55 3"], chain: HandChain, curls: Float[Tensor, " 10"]
+def with_angles(
+    full_pose: Float[Tensor, "B 55 3"], chain: HandChain, angles: Float[Tensor, " 10"]
 ) -> Float[Tensor, "B 55 3"]:
-    """``full_pose`` with the fingers of ``chain``'s hand set to ``curls`` (:data:`ANGLES`)."""
+    """``full_pose`` with the fingers of ``chain``'s hand set to ``angles`` (:data:`ANGLES`)."""
     ids = chain.smplx_joints.to(full_pose.device).reshape(-1)
-    aa = curl_axis_angles(curls, chain).reshape(1, 15, 3).expand(len(full_pose), 15, 3)
+    aa = curl_axis_angles(angles, chain).reshape(1, 15, 3).expand(len(full_pose), 15, 3)
     return full_pose.index_copy(1, ids, aa.to(full_pose))
 
 
@@ -253,7 +254,7 @@ class HandFit:
 
     full_pose: Float[Tensor, "1 55 3"]
     """The fit's pose with this hand's fingers curled and its wrist turned."""
-    curls: Float[Tensor, " 10"]
+    angles: Float[Tensor, " 10"]
     """:data:`ANGLES` in radians."""
     error_before_px: float
     """Mean landmark distance (after the best 2D shift and scale) with the rest fingers and the body fit's wrist."""
@@ -261,14 +262,14 @@ class HandFit:
     """The same after the fit."""
 
 
-def _curls_from(raw: Tensor) -> Tensor:
+def _angles_from(raw: Tensor) -> Tensor:
     lo, hi = (torch.tensor([ANGLE_RANGE[a][i] for a in ANGLES], device=raw.device) for i in (0, 1))
     return lo + (hi - lo) * torch.sigmoid(raw)
 
 
-def _raw_for(curls: Tensor) -> Tensor:
-    lo, hi = (torch.tensor([ANGLE_RANGE[a][i] for a in ANGLES], device=curls.device) for i in (0, 1))
-    return torch.logit(((curls - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3))
+def _raw_for(angles: Tensor) -> Tensor:
+    lo, hi = (torch.tensor([ANGLE_RANGE[a][i] for a in ANGLES], device=angles.device) for i in (0, 1))
+    return torch.logit(((angles - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3))
 
 
 def _aligned(xy: Tensor, target: Tensor) -> Tensor:
@@ -300,24 +301,24 @@ def fit_hand(
     with torch.no_grad():  # the arm above the wrist stays where the body fit put it
         T_world_joint = forward_kinematics(rig, motion_to_rig(Motion.from_full_pose(full_pose), rig).joint_rotations)
 
-    def posed(curls: Tensor) -> tuple[Tensor, Tensor]:
-        pose = with_curls(full_pose + wrist_row * wrist, chain, curls)
+    def posed(angles: Tensor) -> tuple[Tensor, Tensor]:
+        pose = with_angles(full_pose + wrist_row * wrist, chain, angles)
         points = hand_points(rig, pose, chain, T_world_joint)
         return points, project_points(points, camera)[0]
 
     def loss_fn() -> Tensor:
-        curls = _curls_from(raw)
-        points, xy = posed(curls)
+        angles = _angles_from(raw)
+        points, xy = posed(angles)
         r2 = ((_aligned(xy, target) - target) / size).square().sum(-1)
         loss = (torch.sqrt(r2 + 0.01) - 0.1).mean()
         d = (points[bones[:, 1]] - points[bones[:, 0]]) @ R_cam_world.T
         cos = (d * directions).sum(-1) / d.norm(dim=-1).clamp_min(1e-9)
         loss = loss + DIRECTION_WEIGHT * (1.0 - cos).mean()
-        return loss + PRIOR_WEIGHT * curls.square().sum() + WRIST_WEIGHT * wrist.square().sum()
+        return loss + PRIOR_WEIGHT * angles.square().sum() + WRIST_WEIGHT * wrist.square().sum()
 
     def error() -> float:
         with torch.no_grad():
-            _, xy = posed(_curls_from(raw))
+            _, xy = posed(_angles_from(raw))
             return float((_aligned(xy, target) - target).norm(dim=-1).mean())
 
     before = error()
@@ -327,9 +328,9 @@ def fit_hand(
         loss_fn().backward()
         optimizer.step()
     with torch.no_grad():
-        curls = _curls_from(raw)
-        pose = with_curls(full_pose + wrist_row * wrist, chain, curls)
-    return HandFit(pose, curls.detach(), before, error())
+        angles = _angles_from(raw)
+        pose = with_angles(full_pose + wrist_row * wrist, chain, angles)
+    return HandFit(pose, angles.detach(), before, error())
 
 
 def fit_fingers(fit: SubjectFit, rig: Rig, hands: dict[str, HandLandmarks | None]) -> SubjectFit:

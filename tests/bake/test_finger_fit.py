@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorsplat.bake.fingerfit import ANGLES, fit_fingers, fit_hand, hand_chain, with_curls, with_palm_targets
+from anchorsplat.bake.fingerfit import ANGLES, fit_fingers, fit_hand, hand_chain, with_angles, with_palm_targets
 from anchorsplat.bake.hands import HandLandmarks
 from anchorsplat.bake.landmarks import Targets
 from anchorsplat.bake.subject import R_CAM_WORLD, SubjectFit
@@ -80,7 +80,7 @@ def test_curls_bend_the_fingers_toward_the_palm(rig):
     rest = torch.zeros(1, 55, 3)
 
     def tip_points(chain, angles):
-        pose = with_curls(rest, chain, torch.tensor(angles))
+        pose = with_angles(rest, chain, torch.tensor(angles))
         return pose_motion_mesh(rig, Motion.from_full_pose(pose)).vertices[0, chain.tips]
 
     for side in ("left", "right"):
@@ -99,12 +99,12 @@ def test_known_finger_curls_are_recovered_from_the_hand_landmarks(rig):
     body = _body_pose()
     truth = body
     for side, angles in TRUE_ANGLES.items():
-        truth = with_curls(truth, hand_chain(rig, side), torch.tensor(angles))
+        truth = with_angles(truth, hand_chain(rig, side), torch.tensor(angles))
     for side, angles in TRUE_ANGLES.items():
         hand = _landmarks(rig, truth, side, camera)
         assert hand.size > 12  # the helper shows the hand, not a speck
         result = fit_hand(rig, body, camera, hand_chain(rig, side), hand)
-        errors = dict(zip(ANGLES, (result.curls - torch.tensor(angles)).abs().tolist(), strict=True))
+        errors = dict(zip(ANGLES, (result.angles - torch.tensor(angles)).abs().tolist(), strict=True))
         assert max(v for k, v in errors.items() if k != "thumb_swing") < 0.12, (side, errors)
         assert errors["thumb_swing"] < 0.2, (side, errors)  # the thumb's swing and curl trade off a little
         assert result.error_before_px > 2.0, result.error_before_px  # the rest hand does not match
@@ -118,7 +118,7 @@ def test_fit_fingers_curls_only_the_hands_with_landmarks(rig, tmp_path):
 
     camera = _camera()
     body = _body_pose()
-    truth = with_curls(body, hand_chain(rig, "right"), torch.tensor(TRUE_ANGLES["right"]))
+    truth = with_angles(body, hand_chain(rig, "right"), torch.tensor(TRUE_ANGLES["right"]))
     fit = _subject(rig, body, camera)
     assert fit_fingers(fit, rig, {"left": None, "right": None}) is fit
     curled = fit_fingers(fit, rig, {"left": None, "right": _landmarks(rig, truth, "right", camera)})
