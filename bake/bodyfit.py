@@ -18,6 +18,10 @@ Objective, minimised with Adam (a rigid stage on the torso and face, then everyt
   (:func:`.landmarks.bone_targets`; 1 - cosine): a forearm pointing at the camera and one pointing away project
   alike, and only the first is in front of the torso;
 - priors: squared joint angles (per-joint weights) and squared shape coefficients.
+
+Where mediapipe Hands found a hand, its wrist and knuckles replace the pose's hand landmarks as keypoints, and
+after the fit its fingers are curled to the hand's 21 landmarks (:func:`.fingerfit.fit_fingers`); elsewhere the
+fingers keep the rest pose.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from anchorsplat.gaussians.retarget import motion_to_rig
 from anchorsplat.gaussians.rig import Rig, pose_mesh
 
 from .detect import Detections
+from .fingerfit import fit_fingers, with_palm_targets
 from .headfit import HEAD_JOINTS, face_shape_offsets, head_target, head_target_from_pose
 from .landmarks import BoneTargets, Targets, bone_targets, keypoint_targets
 from .photo import check_rgb8
@@ -185,7 +190,7 @@ def fit_subject(
         detections = detect_person(image)
     if (detections.width, detections.height) != (image.shape[1], image.shape[0]):
         raise ValueError("the detections were made on an image of another size than the photo")
-    targets = keypoint_targets(detections, rig)
+    targets = with_palm_targets(keypoint_targets(detections, rig), detections, rig)
     mask = np.clip(detections.mask * 255 + 0.5, 0, 255).astype(np.uint8)
     head = head_target(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))  # from the landmarks, on the host
     if head is None:  # no face mesh (a near profile): the ears say where the head turns
@@ -193,6 +198,7 @@ def fit_subject(
     bones = bone_targets(detections, rig, torch.tensor(R_CAM_WORLD, device="cpu"))
     fit = fit_targets(targets, mask, rig, framing=detections.framing, iterations=iterations, fov_deg=fov_deg,
                       yaw=_initial_yaw(detections), head=head, bones=bones)  # fmt: skip
+    fit = fit_fingers(fit, rig, {"left": detections.left_hand, "right": detections.right_hand})
     face = fitted_face_shape(fit, rig, detections) if face_shape else None
     return dataclasses.replace(fit, parts=segment(detections, image, fitted_part_map(fit, rig)), face_shape=face)
 

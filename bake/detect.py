@@ -6,6 +6,7 @@
   world landmarks, and the person's segmentation mask. It finds at most one person.
 - mediapipe FaceMesh (478 landmarks with ``refine_landmarks``) and FaceDetection (full range).
 - dlib's HOG face detector and its 68-landmark shape predictor (face_recognition_models' weights).
+- mediapipe Hands around the pose's hands: each visible hand's 21 landmarks (:mod:`.hands`).
 
 dlib's HOG detector fires on face-like things (the mission patch on the astronaut's suit scores 0.12), so a
 face box only counts when FaceMesh also finds a face there (on the whole image, or on a crop around the box),
@@ -24,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 from jaxtyping import Float, UInt8
 
+from .hands import HandLandmarks, detect_hands
 from .photo import Box, check_image
 
 COMPARABLE_FACE = 0.5
@@ -60,6 +62,8 @@ class Detections:
         num_people: people found (faces of comparable size; 1 when there is no face).
         person: which of them is the subject (1-based, left to right).
         face_mesh_z: FaceMesh's relative depth of each landmark (pixels, away from the camera; None without it).
+        left_hand / right_hand: the person's hands' 21 landmarks (:func:`.hands.detect_hands`), None where
+            mediapipe Hands found no hand at that wrist.
     """
 
     width: int
@@ -74,6 +78,12 @@ class Detections:
     num_people: int
     face_mesh_z: Float[np.ndarray, "478"] | None = None
     person: int = 1
+    left_hand: HandLandmarks | None = None
+    right_hand: HandLandmarks | None = None
+
+    def hand(self, side: str) -> HandLandmarks | None:
+        """The hand landmarks of the person's ``"left"`` or ``"right"`` hand."""
+        return {"left": self.left_hand, "right": self.right_hand}[side]
 
     def visible(self, name: str) -> bool:
         """Whether a pose landmark is visible and inside the image."""
@@ -251,12 +261,14 @@ def detect_person(image: UInt8[np.ndarray, "H W 3"], *, person: int | None = Non
         from .identity import dlib_landmarks
 
         landmarks = dlib_landmarks(image, subject.dlib_box)
+    hands = detect_hands(image, pose_xy, visibility)
     return Detections(
         width=w, height=h, pose_xy=pose_xy, pose_visibility=visibility, pose_world=world, mask=mask,
         face_mesh_xy=None if subject is None or subject.mesh is None else subject.mesh[:, :2].copy(),
         face_mesh_z=None if subject is None or subject.mesh is None else subject.mesh[:, 2].copy(),
         face_box=None if subject is None else subject.dlib_box,
         face_landmarks_68=landmarks, num_people=max(1, len(people)), person=index,
+        left_hand=hands.get("left"), right_hand=hands.get("right"),
     )  # fmt: skip
 
 
