@@ -74,9 +74,6 @@ INSET = 0.25
 """Gaussians sit this share of their tangent scale (1 sigma) inside the outline they draw (see step 4)."""
 ACROSS = 10.0
 """The harmonic continuation's weight of a neighbour at the same height relative to one straight above or below."""
-FILL_VERTICAL = 4.0
-"""Unseen shell colours come from the nearest seen shell Gaussians with vertical distances counted this many times:
-what the outline shows at a height continues round the back at that height."""
 
 
 FACE_FRONT = 0.5
@@ -325,17 +322,22 @@ def shell_colours(shell: RiggedGaussians, subject: Subject, vertices: Float[Tens
     rgb = rgb[0, :, 0].T.to(points.dtype)
     if not bool(seen.any()):  # no volume beyond the body is visible: the shell takes the photo's hair-free mean
         return torch.where(seen[:, None], rgb, rgb.mean(0, keepdim=True).expand_as(rgb))
-    # continued round the body at the same height: distances along the rest pose's vertical count FILL_VERTICAL
-    # times (a skirt's bands, hair's length); no mirror: hair is not symmetric about the body
-    means = canonical_means(shell, rig) * torch.tensor([1.0, FILL_VERTICAL, 1.0]).to(points)
-    return fill_hidden(means, seen, torch.where(seen[:, None], rgb, torch.zeros_like(rgb)), 1e6)
+    means = canonical_means(shell, rig)
+    return fill_hidden(
+        means, seen, torch.where(seen[:, None], rgb, torch.zeros_like(rgb)), 1e6
+    )  # no mirror: hair is not symmetric about the body
+
+
+def inset_depth(log_scales: Float[Tensor, "N 3"], fraction: float = INSET) -> Float[Tensor, " N"]:
+    """Meters :func:`inset_offsets` sinks each Gaussian: ``fraction`` of its tangent scale (the mean of its two
+    largest axes, 1 sigma). The fit lets Gaussians sit this deep unpenalised (``bake.fit.offset_excess``)."""
+    return fraction * log_scales.exp().sort(dim=-1, descending=True).values[:, :2].mean(-1)
 
 
 def inset_offsets(g: RiggedGaussians, fraction: float = INSET) -> Float[Tensor, " N"]:
-    """Normal offsets that sink each Gaussian by ``fraction`` of its tangent scale (the mean of its two largest
-    axes, 1 sigma), so its soft edge ends near the surface it sits on instead of a scale beyond it."""
-    tangent = g.log_scales.exp().sort(dim=-1, descending=True).values[:, :2].mean(-1)
-    return g.normal_offsets - fraction * tangent
+    """Normal offsets that sink each Gaussian by :func:`inset_depth`, so its soft edge ends near the surface it
+    sits on instead of a scale beyond it."""
+    return g.normal_offsets - inset_depth(g.log_scales, fraction)
 
 
 def with_shell(g: RiggedGaussians, shell: RiggedGaussians) -> RiggedGaussians:

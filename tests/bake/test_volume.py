@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from anchorsplat.bake.fit import AvatarParams, FitSettings, View, view_loss
+from anchorsplat.bake.fit import AvatarParams, FitSettings, View, offset_excess, view_loss
 from anchorsplat.bake.job import JobSettings
 from anchorsplat.bake.pipeline import DEFAULT_RIG, run_bake, subject_from_fit
 from anchorsplat.bake.presets import BakePreset
@@ -23,7 +23,7 @@ from anchorsplat.bake.synthetic import (
     synthetic_photo,
 )
 from anchorsplat.diffusion.texture import PART_NAMES, triangle_parts
-from anchorsplat.diffusion.volume import MIN_OFFSET, volume_shell, with_shell
+from anchorsplat.diffusion.volume import MIN_OFFSET, inset_depth, inset_offsets, volume_shell, with_shell
 from anchorsplat.gaussians.conventions import Cameras, framing_cameras
 from anchorsplat.gaussians.io import load_avatar, load_rig
 from anchorsplat.gaussians.render import render
@@ -188,3 +188,31 @@ def test_silhouette_iou_of_two_overlapping_squares():
     b[2:6, 2:6] = 0.9
     assert silhouette_iou(a, b) == pytest.approx(4 / 28)
     assert silhouette_iou(a, a) == 1.0
+
+
+def test_offsets_within_the_inset_are_free_and_deeper_ones_are_penalised():
+    """The fit starts surface Gaussians inset (diffusion.volume.inset_offsets) so their soft edges end at the
+    outline; the offset regulariser must not pull them back onto the skin (it did: the inset was gone after ~100
+    steps of the preview fit), but it still stops Gaussians sinking deeper or leaving the surface outward."""
+    g = bind_to_surface(synthetic_rig(), 64, generator=torch.Generator().manual_seed(0))
+    depth = inset_depth(g.log_scales)
+    assert bool((depth > 0).all())
+    inset = AvatarParams(dataclasses.replace(g, normal_offsets=inset_offsets(g)))
+    assert float(offset_excess(inset).abs().max()) == 0.0
+    # the regulariser's gradient at the inset is zero: nothing pulls the Gaussians back out
+    (offset_excess(inset) ** 2).mean().backward()
+    assert float(inset.normal_offsets.grad.abs().max()) == 0.0
+    deeper = AvatarParams(dataclasses.replace(g, normal_offsets=-depth - 0.01))
+    assert torch.allclose(offset_excess(deeper), torch.full((64,), 0.01), atol=1e-6)
+    outward = AvatarParams(dataclasses.replace(g, normal_offsets=torch.full((64,), 0.05)))
+    assert torch.allclose(offset_excess(outward), torch.full((64,), 0.05), atol=1e-6)
+    allowance = torch.full((len(synthetic_rig().faces),), 0.04)
+    assert torch.allclose(offset_excess(outward, allowance), torch.full((64,), 0.01), atol=1e-6)
+    # and the fit's loss counts it so: inset Gaussians cost what Gaussians on the skin cost
+    image, mask = torch.ones(4, 4, 3), torch.ones(4, 4)
+    view = View(image, mask, torch.zeros(1, 3), Cameras(torch.eye(4)[None], torch.eye(3)[None], 4, 4), 1.0, False)
+    out = SimpleNamespace(rgb=image[None, None], alpha=torch.zeros(1, 1, 4, 4, 1))
+    settings = FitSettings(max_scale=10.0)
+    on_skin = AvatarParams(dataclasses.replace(g, normal_offsets=torch.zeros(64)))
+    assert float(view_loss(out, view, settings, inset)) == pytest.approx(float(view_loss(out, view, settings, on_skin)))
+    assert float(view_loss(out, view, settings, deeper)) > float(view_loss(out, view, settings, on_skin)) + 1e-3
