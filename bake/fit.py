@@ -1,15 +1,15 @@
 """Stage 5: fit the triangle-bound Gaussians to every generated frame and the real photo.
 
-Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha (stronger in the photo's
-views: a silhouette term, the evidence of hair and clothes off the body), + light regularisers on normal offsets
-(outward beyond a per-triangle allowance: the volume shell's; inward beyond the start's inset) and scales.
-Balanced sampling (from the survey "Identity preservation in video diffusion"): each step uses the real photo with
-probability ``photo_probability``, otherwise a generated frame drawn in proportion to its identity weight. Densify
-and prune, a simple CPU equivalent of gsplat's default strategy: every ``densify_every`` steps during the first 60% of the fit, Gaussians whose opacity fell under
-0.01 are removed and the 5% with the largest accumulated positional gradient are split in two. The fit checkpoints
-atomically, with optimiser and random state, so a killed job resumes to the same result. Views larger than
-``window`` pixels (the 256 px face crop and face clip of the preview preset) are fitted on a random window of that
-size per step, so a sharp face costs no more per step than a preview frame.
+Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha (stronger in the photo's views: a
+silhouette term, the evidence of hair and clothes off the body), + light regularisers on normal offsets (outward beyond
+a per-triangle allowance: the volume shell's; inward beyond the start's inset) and scales. Balanced sampling (from the
+survey "Identity preservation in video diffusion"): each step uses the real photo with probability
+``photo_probability``, otherwise a generated frame drawn in proportion to its identity weight. Densify and prune, a
+simple CPU equivalent of gsplat's default strategy: every ``densify_every`` steps during the first 60% of the fit,
+Gaussians whose opacity fell under 0.01 are removed and the 5% with the largest accumulated positional gradient are
+split in two. The fit checkpoints atomically, with optimiser and random state, so a killed job resumes to the same
+result. Views larger than ``window`` pixels (the 256 px face crop and face clip of the preview preset) are fitted on a
+random window of that size per step, so a sharp face costs no more per step than a preview frame.
 
 Device: the fit runs where its inputs are (``init``, the rig and the views; the bake moves them to the job's
 device). Random decisions (which view, the split children's jitter) come from one generator on the host, so the
