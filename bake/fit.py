@@ -1,15 +1,15 @@
 """Stage 5: fit the triangle-bound Gaussians to every generated frame and the real photo.
 
-Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha (stronger in the photo's
-views: a silhouette term, the evidence of hair and clothes off the body), + light regularisers on normal offsets
-(beyond a per-triangle allowance: the volume shell's) and scales. Balanced sampling (from the survey "Identity
-preservation in video diffusion"): each step uses the real photo with probability ``photo_probability``, otherwise a
-generated frame drawn in proportion to its identity weight. Densify and prune, a simple CPU equivalent of gsplat's
-default strategy: every ``densify_every`` steps during the first 60% of the fit, Gaussians whose opacity fell under
-0.01 are removed and the 5% with the largest accumulated positional gradient are split in two. The fit checkpoints
-atomically, with optimiser and random state, so a killed job resumes to the same result. Views larger than
-``window`` pixels (the 256 px face crop and face clip of the preview preset) are fitted on a random window of that
-size per step, so a sharp face costs no more per step than a preview frame.
+Loss: (1 - l) * L1 + l * D-SSIM on colour over the background, + a mask term on alpha (stronger in the photo's views: a
+silhouette term, the evidence of hair and clothes off the body), + light regularisers on normal offsets (outward beyond
+a per-triangle allowance: the volume shell's; inward beyond the start's inset) and scales. Balanced sampling (from the
+survey "Identity preservation in video diffusion"): each step uses the real photo with probability
+``photo_probability``, otherwise a generated frame drawn in proportion to its identity weight. Densify and prune, a
+simple CPU equivalent of gsplat's default strategy: every ``densify_every`` steps during the first 60% of the fit,
+Gaussians whose opacity fell under 0.01 are removed and the 5% with the largest accumulated positional gradient are
+split in two. The fit checkpoints atomically, with optimiser and random state, so a killed job resumes to the same
+result. Views larger than ``window`` pixels (the 256 px face crop and face clip of the preview preset) are fitted on a
+random window of that size per step, so a sharp face costs no more per step than a preview frame.
 
 Device: the fit runs where its inputs are (``init``, the rig and the views; the bake moves them to the job's
 device). Random decisions (which view, the split children's jitter) come from one generator on the host, so the
@@ -63,7 +63,8 @@ class FitSettings:
     lambda_dssim: float = 0.2
     lambda_mask: float = 0.1
     lambda_offset: float = 100.0
-    """Weight of the squared normal offsets beyond each triangle's allowance (0 m without a volume shell)."""
+    """Weight of the squared normal offsets beyond where they may be (:func:`offset_excess`: outward past each
+    triangle's allowance, 0 m without a volume shell; inward past the inset)."""
     lambda_silhouette: float = 0.5
     """Extra weight of the mask term in the photo's views: the photo's silhouette (hair and clothes included)
     is the only evidence of volume off the body."""
@@ -191,6 +192,19 @@ def render_view(params_or_g, rig: Rig, view: View, settings: FitSettings):
     return posed, render(posed, view.camera, backend=settings.backend, background=background)
 
 
+def offset_excess(params: AvatarParams, allowance: Float[Tensor, " F"] | None = None) -> Float[Tensor, " N"]:
+    """Meters each Gaussian sits beyond where it may along its normal: outward past its triangle's ``allowance``
+    (the volume shell's; 0 without one), inward past its inset (:func:`~anchorsplat.diffusion.volume.inset_depth`
+    of its current scales). The fit starts the surface Gaussians at that inset so their soft edges end at the body's
+    outline; a penalty on any inward offset pulled them back onto the skin within the first hundred steps (Adam
+    follows a small steady gradient at full step size), and the unseen views' outlines grew fat again."""
+    from anchorsplat.diffusion.volume import inset_depth
+
+    outward = torch.zeros_like(params.normal_offsets) if allowance is None else allowance[params.face_ids]
+    inward = inset_depth(params.log_scales.detach())
+    return torch.relu(params.normal_offsets - outward) + torch.relu(-params.normal_offsets - inward)
+
+
 def view_loss(
     out, view: View, settings: FitSettings, params: AvatarParams, allowance: Float[Tensor, " F"] | None = None
 ) -> Tensor:
@@ -202,10 +216,7 @@ def view_loss(
     l1 = (rgb - target[None]).abs().mean()
     d_ssim = 1 - ssim(rgb, target[None])
     mask = (out.alpha[0, 0, ..., 0] - view.mask).abs().mean()
-    beyond = params.normal_offsets.abs()
-    if allowance is not None:
-        beyond = torch.relu(beyond - allowance[params.face_ids])
-    offsets = (beyond**2).mean()
+    offsets = (offset_excess(params, allowance) ** 2).mean()
     scales = torch.relu(params.log_scales - math.log(settings.max_scale)).mean()
     photo = (1 - settings.lambda_dssim) * l1 + settings.lambda_dssim * d_ssim
     lambda_mask = settings.lambda_mask + (settings.lambda_silhouette if view.is_photo else 0.0)

@@ -37,6 +37,10 @@ KINDS = ("bob", "long", "skirt")
 PHOTO_BACKGROUND = (0.86, 0.88, 0.9)
 HAIR_RGB = (0.28, 0.17, 0.1)
 SKIRT_RGB = (0.72, 0.16, 0.2)
+SKIRT_WAIST = 0.6
+"""Meters from the head's centre down to the skirt's waist."""
+SKIRT_LENGTH = 0.4
+"""Meters from the skirt's waist to its hem."""
 
 
 def relaxed_motion(**extra: tuple[float, float, float]) -> Motion:
@@ -95,13 +99,18 @@ def _layers(kind: str, hc: Tensor) -> list[_Layer]:
             _Layer(shoulders, lambda p: torch.full_like(p[:, 0], 0.03), 2500),
         ]
     if kind == "skirt":
-        waist = cy - 0.6  # a little above the hip joints of the default body
+        waist = cy - SKIRT_WAIST  # a little above the hip joints of the default body
 
         def skirt(p, n, part):
-            return (part["leg"] | part["torso"]) & (p[:, 1] < waist) & (p[:, 1] > waist - 0.4)
+            return (part["leg"] | part["torso"]) & (p[:, 1] < waist) & (p[:, 1] > waist - SKIRT_LENGTH)
 
         return [_Layer(skirt, lambda p: 0.012 + 0.3 * (waist - p[:, 1]).clamp_min(0), 7000)]
     raise ValueError(f"synthetic subject {kind!r}: unknown; choose one of {', '.join(KINDS)}")
+
+
+def skirt_hem_height(rig: Rig) -> float:
+    """Rest-pose height (meters, +Y up) of the ``skirt``'s hem on ``rig``."""
+    return float(_head_centre(rig)[1]) - SKIRT_WAIST - SKIRT_LENGTH
 
 
 def _colours(kind: str, points: Float[Tensor, "N 3"], generator: torch.Generator) -> Float[Tensor, "N 3"]:

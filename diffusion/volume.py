@@ -72,6 +72,8 @@ WORK_PX = 256
 """Longer image side at which the silhouettes are compared (the march needs no more)."""
 INSET = 0.25
 """Gaussians sit this share of their tangent scale (1 sigma) inside the outline they draw (see step 4)."""
+ACROSS = 10.0
+"""The harmonic continuation's weight of a neighbour at the same height relative to one straight above or below."""
 
 
 FACE_FRONT = 0.5
@@ -168,10 +170,14 @@ def face_offsets(
     outline = candidate & (cos.abs() < OUTLINE_COS)
     measured = torch.zeros(len(faces), dtype=centres.dtype, device=centres.device)
     measured[outline] = _march(centres[outline], normals[outline], camera, person, body, max_offset)
+    hidden = measured.isnan()
     # edge-on but hidden behind another part (a torso side behind the arm, a cheek): no evidence of volume, 0
     measured = measured.nan_to_num(0.0)
-    known = outline | (candidate & (cos >= OUTLINE_COS)) | ~candidate
-    return _harmonic_fill(faces, measured, known, candidate).clamp(0, max_offset)
+    # a leg is a tube that a skirt or wide trousers wrap: only its measured outline is known, the front and the
+    # hidden inner side are continued from it like the back (elsewhere what faces the camera is skin: 0)
+    tube = triangle_parts(rig) == PART_NAMES.index("leg")
+    known = (outline & ~(tube & hidden)) | (candidate & (cos >= OUTLINE_COS) & ~tube) | ~candidate
+    return _harmonic_fill(faces, measured, known, candidate, rig.vertices_rest[faces].mean(1)).clamp(0, max_offset)
 
 
 def _shell_faces(rig: Rig) -> Tensor:
@@ -240,9 +246,13 @@ def _march(
     return torch.where(at_outline, depth, torch.full_like(depth, float("nan")))
 
 
-def _harmonic_fill(faces: Tensor, values: Tensor, known: Tensor, candidate: Tensor) -> Tensor:
+def _harmonic_fill(
+    faces: Tensor, values: Tensor, known: Tensor, candidate: Tensor, centres_rest: Tensor | None = None
+) -> Tensor:
     """Unknown triangles' values: the solution of the graph Laplace equation with the known ones fixed
-    (triangles are neighbours when they share an edge; only candidate triangles are connected)."""
+    (triangles are neighbours when they share an edge; only candidate triangles are connected). With
+    ``centres_rest`` (the triangles' rest-pose centres), a neighbour across the body counts more than one above or
+    below (:data:`ACROSS`): volume continues round the body at the height it was measured (a skirt's hem)."""
     import scipy.sparse as sp
     from scipy.sparse.linalg import spsolve
 
@@ -257,7 +267,13 @@ def _harmonic_fill(faces: Tensor, values: Tensor, known: Tensor, candidate: Tens
     cand = candidate.cpu().numpy()
     keep = cand[a] & cand[b]
     a, b = a[keep], b[keep]
-    adjacency = sp.coo_matrix((np.ones(2 * len(a)), (np.r_[a, b], np.r_[b, a])), shape=(n, n)).tocsr()
+    weight = np.ones(len(a))
+    if centres_rest is not None:
+        c = centres_rest.detach().cpu().double().numpy()
+        d = c[a] - c[b]
+        level = 1 - d[:, 1] ** 2 / np.maximum((d**2).sum(1), 1e-20)  # 1 for a neighbour at the same height
+        weight = 1 + (ACROSS - 1) * level
+    adjacency = sp.coo_matrix((np.r_[weight, weight], (np.r_[a, b], np.r_[b, a])), shape=(n, n)).tocsr()
     laplacian = sp.diags(np.asarray(adjacency.sum(1)).ravel()) - adjacency
     x = values.detach().cpu().double().numpy().copy()
     unknown = ~known.cpu().numpy()
@@ -297,7 +313,10 @@ def shell_colours(shell: RiggedGaussians, subject: Subject, vertices: Float[Tens
     xy = (uv * scale).floor().long()
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < camera.width) & (xy[:, 1] >= 0) & (xy[:, 1] < camera.height)
     xc, yc = xy[:, 0].clamp(0, camera.width - 1), xy[:, 1].clamp(0, camera.height - 1)
-    seen = inside & person[yc, xc] & ~body[yc, xc] & (p_cam[:, 2] > 0)
+    # beyond the body's outline, or in front of it facing the camera (a skirt's front): the photo shows the shell
+    to_camera = subject.camera.T_world_cam[0, :3, 3] - points
+    facing = (to_camera * frames.rotations[..., 2]).sum(-1) > OUTLINE_COS * to_camera.norm(dim=-1)
+    seen = inside & person[yc, xc] & (~body[yc, xc] | facing) & (p_cam[:, 2] > 0)
     grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], dim=-1)[None, None]
     rgb = F.grid_sample(subject.photo.permute(2, 0, 1)[None].float(), grid.float(), align_corners=False)
     rgb = rgb[0, :, 0].T.to(points.dtype)
@@ -309,11 +328,16 @@ def shell_colours(shell: RiggedGaussians, subject: Subject, vertices: Float[Tens
     )  # no mirror: hair is not symmetric about the body
 
 
+def inset_depth(log_scales: Float[Tensor, "N 3"], fraction: float = INSET) -> Float[Tensor, " N"]:
+    """Meters :func:`inset_offsets` sinks each Gaussian: ``fraction`` of its tangent scale (the mean of its two
+    largest axes, 1 sigma). The fit lets Gaussians sit this deep unpenalised (``bake.fit.offset_excess``)."""
+    return fraction * log_scales.exp().sort(dim=-1, descending=True).values[:, :2].mean(-1)
+
+
 def inset_offsets(g: RiggedGaussians, fraction: float = INSET) -> Float[Tensor, " N"]:
-    """Normal offsets that sink each Gaussian by ``fraction`` of its tangent scale (the mean of its two largest
-    axes, 1 sigma), so its soft edge ends near the surface it sits on instead of a scale beyond it."""
-    tangent = g.log_scales.exp().sort(dim=-1, descending=True).values[:, :2].mean(-1)
-    return g.normal_offsets - fraction * tangent
+    """Normal offsets that sink each Gaussian by :func:`inset_depth`, so its soft edge ends near the surface it
+    sits on instead of a scale beyond it."""
+    return g.normal_offsets - inset_depth(g.log_scales, fraction)
 
 
 def with_shell(g: RiggedGaussians, shell: RiggedGaussians) -> RiggedGaussians:

@@ -9,14 +9,21 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from anchorsplat.bake.fit import AvatarParams, FitSettings, View, view_loss
+from anchorsplat.bake.fit import AvatarParams, FitSettings, View, offset_excess, view_loss
 from anchorsplat.bake.job import JobSettings
 from anchorsplat.bake.pipeline import DEFAULT_RIG, run_bake, subject_from_fit
 from anchorsplat.bake.presets import BakePreset
 from anchorsplat.bake.subject import save_subject
-from anchorsplat.bake.synthetic import relaxed_motion, silhouette_iou, synthetic_avatar, synthetic_photo
+from anchorsplat.bake.synthetic import (
+    hair_and_clothes,
+    relaxed_motion,
+    silhouette_iou,
+    skirt_hem_height,
+    synthetic_avatar,
+    synthetic_photo,
+)
 from anchorsplat.diffusion.texture import PART_NAMES, triangle_parts
-from anchorsplat.diffusion.volume import MIN_OFFSET, volume_shell, with_shell
+from anchorsplat.diffusion.volume import MIN_OFFSET, inset_depth, inset_offsets, volume_shell, with_shell
 from anchorsplat.gaussians.conventions import Cameras, framing_cameras
 from anchorsplat.gaussians.io import load_avatar, load_rig
 from anchorsplat.gaussians.render import render
@@ -66,6 +73,39 @@ def test_hair_shell_continues_the_outline_behind_the_head(long_hair):
     bald_shell = volume_shell(subject_from_fit(bald.fit, bald.image, rig), 2000, backend="torch")
     bald_behind = _behind_head(rig, canonical_means(bald_shell.gaussians, rig), bald_shell.gaussians.face_ids)
     assert int(bald_behind.sum()) < int(behind.sum()) // 5
+
+
+def _depth_at(points, height: float, band: float = 0.03) -> float:
+    """Front-to-back (z) extent of the points within ``band`` meters of ``height``."""
+    z = points[(points[:, 1] - height).abs() < band, 2]
+    return float(z.max() - z.min())
+
+
+def test_skirt_shell_is_as_deep_front_to_back_as_it_is_wide_at_the_hem():
+    """A front photo shows a skirt's width, not its depth: the leg triangles facing the camera continue the
+    outline's volume round the front like the back (before, they kept offset 0 and the skirt was a flat apron
+    from the side: 0.22 m deep at the hem against the truth's 0.38 m)."""
+    truth = synthetic_avatar("skirt")
+    photo = synthetic_photo(truth, width=192, height=256)
+    subject = subject_from_fit(photo.fit, photo.image, load_rig(DEFAULT_RIG))
+    shell = volume_shell(subject, 2000, backend="torch")
+    motion = relaxed_motion()
+    hem = skirt_hem_height(truth.rig) + 0.02
+    true_depth = _depth_at(pose(hair_and_clothes(truth.rig, "skirt"), truth.rig, motion).means[0], hem)
+    shell_depth = _depth_at(pose(shell.gaussians, subject.rig, motion).means[0], hem)
+    assert shell_depth > 0.75 * true_depth, (shell_depth, true_depth)
+    # the photo sees the skirt's front: the shell Gaussians there take the photo's colour where they project
+    # (its stripes), not the colour completed from the outline
+    means = pose(shell.gaussians, subject.rig, motion).means[0]
+    front = (means[:, 2] > float(means[:, 2].median()) + 0.06) & ((means[:, 1] - hem - 0.15).abs() < 0.12)
+    assert int(front.sum()) > 20
+    T, K = subject.camera.T_cam_world[0], subject.camera.Ks[0]
+    uv = (means[front] @ T[:3, :3].T + T[:3, 3]) @ K.T
+    x, y = (uv[:, 0] / uv[:, 2]).long(), (uv[:, 1] / uv[:, 2]).long()
+    seen = subject.photo[y.clamp(0, subject.photo.shape[0] - 1), x.clamp(0, subject.photo.shape[1] - 1)]
+    colours = shell.gaussians.sh_coeffs[front, 0] * 0.28209479177387814 + 0.5
+    # (measured: mean difference 0.036; 0.076 with the colours completed from the outline)
+    assert float((colours - seen).abs().mean()) < 0.055
 
 
 def _bake(tmp_path, photo, preset):
@@ -148,3 +188,57 @@ def test_silhouette_iou_of_two_overlapping_squares():
     b[2:6, 2:6] = 0.9
     assert silhouette_iou(a, b) == pytest.approx(4 / 28)
     assert silhouette_iou(a, a) == 1.0
+
+
+def test_offsets_within_the_inset_are_free_and_deeper_ones_are_penalised():
+    """The fit starts surface Gaussians inset (diffusion.volume.inset_offsets) so their soft edges end at the
+    outline; the offset regulariser must not pull them back onto the skin (it did: the inset was gone after ~100
+    steps of the preview fit), but it still stops Gaussians sinking deeper or leaving the surface outward."""
+    g = bind_to_surface(synthetic_rig(), 64, generator=torch.Generator().manual_seed(0))
+    depth = inset_depth(g.log_scales)
+    assert bool((depth > 0).all())
+    inset = AvatarParams(dataclasses.replace(g, normal_offsets=inset_offsets(g)))
+    assert float(offset_excess(inset).abs().max()) == 0.0
+    # the regulariser's gradient at the inset is zero: nothing pulls the Gaussians back out
+    (offset_excess(inset) ** 2).mean().backward()
+    assert float(inset.normal_offsets.grad.abs().max()) == 0.0
+    deeper = AvatarParams(dataclasses.replace(g, normal_offsets=-depth - 0.01))
+    assert torch.allclose(offset_excess(deeper), torch.full((64,), 0.01), atol=1e-6)
+    outward = AvatarParams(dataclasses.replace(g, normal_offsets=torch.full((64,), 0.05)))
+    assert torch.allclose(offset_excess(outward), torch.full((64,), 0.05), atol=1e-6)
+    allowance = torch.full((len(synthetic_rig().faces),), 0.04)
+    assert torch.allclose(offset_excess(outward, allowance), torch.full((64,), 0.01), atol=1e-6)
+    # and the fit's loss counts it so: inset Gaussians cost what Gaussians on the skin cost
+    image, mask = torch.ones(4, 4, 3), torch.ones(4, 4)
+    view = View(image, mask, torch.zeros(1, 3), Cameras(torch.eye(4)[None], torch.eye(3)[None], 4, 4), 1.0, False)
+    out = SimpleNamespace(rgb=image[None, None], alpha=torch.zeros(1, 1, 4, 4, 1))
+    settings = FitSettings(max_scale=10.0)
+    on_skin = AvatarParams(dataclasses.replace(g, normal_offsets=torch.zeros(64)))
+    assert float(view_loss(out, view, settings, inset)) == pytest.approx(float(view_loss(out, view, settings, on_skin)))
+    assert float(view_loss(out, view, settings, deeper)) > float(view_loss(out, view, settings, on_skin)) + 1e-3
+
+
+def test_continuation_round_a_tube_keeps_the_height_it_was_measured_at():
+    """A skirt's outline is measured at the sides of the legs; round the front and back its depth is continued
+    (diffusion.volume._harmonic_fill). Neighbours at the same height count most (ACROSS), so a hem stays a hem:
+    a quarter of the way round, the depth two rows under it stays small and the depth above it stays full."""
+    import numpy as np
+
+    from anchorsplat.diffusion.volume import _harmonic_fill
+
+    around, rows = 16, 12
+    t = torch.arange(around, dtype=torch.float64) * 2 * np.pi / around
+    ring = torch.stack([0.1 * t.cos(), torch.zeros_like(t), 0.1 * t.sin()], -1)
+    vertices = torch.cat([ring + torch.tensor([0.0, 0.05 * r, 0.0], dtype=torch.float64) for r in range(rows + 1)])
+    i = (torch.arange(rows)[:, None] * around + torch.arange(around)[None]).reshape(-1)
+    j = (torch.arange(rows)[:, None] * around + (torch.arange(around)[None] + 1) % around).reshape(-1)
+    faces = torch.cat([torch.stack([i, j, i + around], -1), torch.stack([j, j + around, i + around], -1)])
+    centres = vertices[faces].mean(1)
+    angle, row = torch.atan2(centres[:, 2], centres[:, 0]), (centres[:, 1] / 0.05).floor()
+    sides = (angle.abs() < 0.3) | ((angle.abs() - np.pi).abs() < 0.3)  # the outline a front photo measures
+    measured = torch.where(sides & (row >= 6), 0.1, 0.0).double()  # a 10 cm skirt from row 6 up
+    filled = _harmonic_fill(faces, measured, sides, torch.ones(len(faces), dtype=torch.bool), centres)
+    front = (angle - np.pi / 2).abs() < 0.3
+    # (without the same-height weighting: 0.020 two rows under the hem and 0.087 three rows above it)
+    assert float(filled[front & (row == 3)].mean()) < 0.015
+    assert float(filled[front & (row == 9)].mean()) > 0.09
