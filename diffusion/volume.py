@@ -313,9 +313,12 @@ def shell_colours(shell: RiggedGaussians, subject: Subject, vertices: Float[Tens
     xy = (uv * scale).floor().long()
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < camera.width) & (xy[:, 1] >= 0) & (xy[:, 1] < camera.height)
     xc, yc = xy[:, 0].clamp(0, camera.width - 1), xy[:, 1].clamp(0, camera.height - 1)
-    # beyond the body's outline, or in front of it facing the camera (a skirt's front): the photo shows the shell
+    # beyond the body's outline, or on a leg in front of it facing the camera (a skirt's front): the photo shows
+    # the shell. Not elsewhere: in front of the head or torso the pixel is as likely the skin or shirt under a
+    # thin shell (with the rule on every part, the sample's turned-view identity distances were worse)
     to_camera = subject.camera.T_world_cam[0, :3, 3] - points
-    facing = (to_camera * frames.rotations[..., 2]).sum(-1) > OUTLINE_COS * to_camera.norm(dim=-1)
+    on_leg = triangle_parts(rig)[shell.face_ids] == PART_NAMES.index("leg")
+    facing = on_leg & ((to_camera * frames.rotations[..., 2]).sum(-1) > OUTLINE_COS * to_camera.norm(dim=-1))
     seen = inside & person[yc, xc] & (~body[yc, xc] | facing) & (p_cam[:, 2] > 0)
     grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], dim=-1)[None, None]
     rgb = F.grid_sample(subject.photo.permute(2, 0, 1)[None].float(), grid.float(), align_corners=False)
