@@ -7,15 +7,16 @@ and a completion of everything it does not see.
 2. **Segmentation.** The photo's pixels carry labels (:data:`LABEL_BACKGROUND` .. :data:`LABEL_FACE`, made by
    the bake's segmentation stage). A Gaussian may take colour only from pixels whose label its body part
    allows: every part from plain person pixels, only the hands and forearms from hand pixels (a hand in
-   front of the chest does not paint the chest), only the head (and its face) from the face. Sampling is
+   front of the chest does not paint the chest). The face (:func:`face_zone`: the part of the head that the
+   rig's expressions move) and FaceMesh's face oval go together: when the photo has a face label, the face
+   takes colour only from face pixels (hair over a cheek, outside the oval, does not paint the cheek); the
+   rest of the head (hairline, ears, scalp) from both, and no other part from face pixels. Sampling is
    normalised by the allowed pixels' bilinear weights, so a masked-out pixel (background, a held object, a
    table) contributes exactly nothing; a Gaussian whose footprint is mostly disallowed is not seen.
 3. **Completion.** An unseen Gaussian takes the colour of its left-right mirror image when that one is seen
    and of the same part (the hidden side of a face or body looks like the seen side); otherwise the
-   inverse-distance weighted colour of the nearest seen Gaussians of the same part, which softens seams. The
-   face (:func:`face_zone`: the part of the head that the rig's expressions move) is a part of its own here:
-   a hidden or covered piece of face whose mirror is not seen either (a cheek behind a held cup, the far half
-   of a turned face) is completed from the face's skin, never from the hair around it.
+   inverse-distance weighted colour of the nearest seen Gaussians of the same part (the hidden half of a face
+   from the face, never from the hair), which softens seams.
 """
 
 from __future__ import annotations
@@ -59,11 +60,10 @@ TEXTURE_PARTS = (*PART_NAMES, "face")
 FACE_PART = TEXTURE_PARTS.index("face")
 FACE_MOTION = 1e-4
 """Meters: a head vertex that some expression moves farther than this is on the face (:func:`face_zone`)."""
-# Which pixel labels each part may take its colour from.
-_ALLOWED = {
-    "hand": (LABEL_PERSON, LABEL_HAND), "arm": (LABEL_PERSON, LABEL_HAND), "head": (LABEL_PERSON, LABEL_FACE),
-    "face": (LABEL_PERSON, LABEL_FACE),
-}  # fmt: skip
+# Which pixel labels each part may take its colour from: with a face label in the photo, and without one.
+_ALLOWED = {"hand": (LABEL_PERSON, LABEL_HAND), "arm": (LABEL_PERSON, LABEL_HAND), "head": (LABEL_PERSON, LABEL_FACE)}
+_ALLOWED_WITH_FACE = {**_ALLOWED, "face": (LABEL_FACE,)}
+_ALLOWED_WITHOUT_FACE = {**_ALLOWED, "face": (LABEL_PERSON,)}
 MIN_FACING_COS = 0.2
 """A Gaussian is seen only when the cosine between its normal and the direction to the camera exceeds this
 (about 78 degrees): grazing surface is smeared in the photo."""
@@ -182,7 +182,7 @@ def photo_colours(
     sampled_w = sample(one_hot)  # N L
     sampled_rgb = sample(weighted).reshape(-1, len(label_ids), 3)  # N L 3
     parts = texture_parts(rig)[g.face_ids]
-    allowed = _allowed(parts, label_ids).to(means.device)  # N L
+    allowed = _allowed(parts, label_ids, with_face=bool((labels == LABEL_FACE).any())).to(means.device)  # N L
     weight = (sampled_w * allowed).sum(-1)
     rgb = (sampled_rgb * allowed[..., None]).sum(1) / weight[:, None].clamp_min(1e-6)
     seen = inside & facing & unoccluded & (weight > 0.5)
@@ -190,12 +190,13 @@ def photo_colours(
     return seen, colours
 
 
-def _allowed(parts: Tensor, label_ids: tuple[int, ...]) -> Tensor:
+def _allowed(parts: Tensor, label_ids: tuple[int, ...], *, with_face: bool) -> Tensor:
     """Which of ``label_ids`` each part (:data:`TEXTURE_PARTS`) may take colour from: 1 or 0, per Gaussian."""
+    rules = _ALLOWED_WITH_FACE if with_face else _ALLOWED_WITHOUT_FACE
     table = torch.zeros(len(TEXTURE_PARTS), len(label_ids), device="cpu")  # filled on the host, then moved
     for p, name in enumerate(TEXTURE_PARTS):
         for k, lab in enumerate(label_ids):
-            table[p, k] = float(lab in _ALLOWED.get(name, (LABEL_PERSON,)))
+            table[p, k] = float(lab in rules.get(name, (LABEL_PERSON,)))
     return table.to(parts.device)[parts]
 
 
