@@ -7,16 +7,12 @@ and a completion of everything it does not see.
 2. **Segmentation.** The photo's pixels carry labels (:data:`LABEL_BACKGROUND` .. :data:`LABEL_FACE`, made by
    the bake's segmentation stage). A Gaussian may take colour only from pixels whose label its body part
    allows: every part from plain person pixels, only the hands and forearms from hand pixels (a hand in
-   front of the chest does not paint the chest). The face (:func:`face_zone`: the part of the head that the
-   rig's expressions move) and FaceMesh's face oval go together: when the photo has a face label, the face
-   takes colour only from face pixels (hair over a cheek, outside the oval, does not paint the cheek); the
-   rest of the head (hairline, ears, scalp) from both, and no other part from face pixels. Sampling is
-   normalised by the allowed pixels' bilinear weights, so a masked-out pixel (background, a held object, a
-   table) contributes exactly nothing; a Gaussian whose footprint is mostly disallowed is not seen.
+   front of the chest does not paint the chest), only the head from the face. Sampling is normalised by the
+   allowed pixels' bilinear weights, so a masked-out pixel (background, a held object, a table) contributes
+   exactly nothing; a Gaussian whose footprint is mostly disallowed is not seen.
 3. **Completion.** An unseen Gaussian takes the colour of its left-right mirror image when that one is seen
    and of the same part (the hidden side of a face or body looks like the seen side); otherwise the
-   inverse-distance weighted colour of the nearest seen Gaussians of the same part (the hidden half of a face
-   from the face, never from the hair), which softens seams.
+   inverse-distance weighted colour of the nearest seen Gaussians of the same body part, which softens seams.
 """
 
 from __future__ import annotations
@@ -55,15 +51,8 @@ _PART_FRAGMENTS = (
     ("upperleg", "leg"), ("lowerleg", "leg"), ("hip", "leg"), ("knee", "leg"), ("ankle", "leg"),
     ("foot", "leg"), ("toe", "leg"),
 )  # fmt: skip
-TEXTURE_PARTS = (*PART_NAMES, "face")
-"""The texturing's parts (:func:`texture_parts`): the body parts, and the face split off the head."""
-FACE_PART = TEXTURE_PARTS.index("face")
-FACE_MOTION = 1e-4
-"""Meters: a head vertex that some expression moves farther than this is on the face (:func:`face_zone`)."""
-# Which pixel labels each part may take its colour from: with a face label in the photo, and without one.
+# Which pixel labels each part may take its colour from.
 _ALLOWED = {"hand": (LABEL_PERSON, LABEL_HAND), "arm": (LABEL_PERSON, LABEL_HAND), "head": (LABEL_PERSON, LABEL_FACE)}
-_ALLOWED_WITH_FACE = {**_ALLOWED, "face": (LABEL_FACE,)}
-_ALLOWED_WITHOUT_FACE = {**_ALLOWED, "face": (LABEL_PERSON,)}
 MIN_FACING_COS = 0.2
 """A Gaussian is seen only when the cosine between its normal and the direction to the camera exceeds this
 (about 78 degrees): grazing surface is smeared in the photo."""
@@ -101,22 +90,6 @@ def triangle_parts(rig: Rig) -> Int[Tensor, " F"]:
     return joint_parts(rig)[dominant.long()][rig.faces[:, 0]]
 
 
-def face_zone(rig: Rig) -> Bool[Tensor, " F"]:
-    """Head triangles on the face: all three vertices moved by some expression blendshape more than
-    :data:`FACE_MOTION` (brows to chin, cheek to cheek: what FaceMesh's face oval covers). Body-model agnostic:
-    the face is where the face moves; a rig without expressions has none."""
-    head = triangle_parts(rig) == PART_NAMES.index("head")
-    if rig.expression_dirs.shape[0] == 0:
-        return torch.zeros_like(head)
-    moved = rig.expression_dirs.norm(dim=-1).amax(0) > FACE_MOTION  # V
-    return head & moved[rig.faces.long()].all(-1)
-
-
-def texture_parts(rig: Rig) -> Int[Tensor, " F"]:
-    """Index into :data:`TEXTURE_PARTS` of each triangle: its body part, or the face (:func:`face_zone`)."""
-    return torch.where(face_zone(rig), FACE_PART, triangle_parts(rig))
-
-
 def labels_of(subject: Subject) -> Int[Tensor, "H W"]:
     """The subject's pixel labels: its part map, or the person mask alone (> 0.5) when it has none."""
     if subject.parts is not None:
@@ -135,7 +108,7 @@ def photo_texture(
     """Colour ``g`` (bound to ``subject.rig``) from the subject's photo (see the module docstring)."""
     seen, colours = photo_colours(g, subject, depth_tolerance, backend)
     rig = subject.rig
-    parts = texture_parts(rig)[g.face_ids]
+    parts = triangle_parts(rig)[g.face_ids]
     completed = fill_hidden(
         canonical_means(g, rig), seen, colours, float(rig.joints_rest[0, 0]), k=neighbours, parts=parts
     )
@@ -181,8 +154,8 @@ def photo_colours(
     weighted = (one_hot[..., None] * photo[:, :, None, :]).reshape(h, w, -1)  # H W (L 3)
     sampled_w = sample(one_hot)  # N L
     sampled_rgb = sample(weighted).reshape(-1, len(label_ids), 3)  # N L 3
-    parts = texture_parts(rig)[g.face_ids]
-    allowed = _allowed(parts, label_ids, with_face=bool((labels == LABEL_FACE).any())).to(means.device)  # N L
+    parts = triangle_parts(rig)[g.face_ids]
+    allowed = _allowed(parts, label_ids).to(means.device)  # N L
     weight = (sampled_w * allowed).sum(-1)
     rgb = (sampled_rgb * allowed[..., None]).sum(1) / weight[:, None].clamp_min(1e-6)
     seen = inside & facing & unoccluded & (weight > 0.5)
@@ -190,13 +163,11 @@ def photo_colours(
     return seen, colours
 
 
-def _allowed(parts: Tensor, label_ids: tuple[int, ...], *, with_face: bool) -> Tensor:
-    """Which of ``label_ids`` each part (:data:`TEXTURE_PARTS`) may take colour from: 1 or 0, per Gaussian."""
-    rules = _ALLOWED_WITH_FACE if with_face else _ALLOWED_WITHOUT_FACE
-    table = torch.zeros(len(TEXTURE_PARTS), len(label_ids), device="cpu")  # filled on the host, then moved
-    for p, name in enumerate(TEXTURE_PARTS):
+def _allowed(parts: Tensor, label_ids: tuple[int, ...]) -> Tensor:
+    table = torch.zeros(len(PART_NAMES), len(label_ids), device="cpu")  # filled on the host, then moved
+    for p, name in enumerate(PART_NAMES):
         for k, lab in enumerate(label_ids):
-            table[p, k] = float(lab in rules.get(name, (LABEL_PERSON,)))
+            table[p, k] = float(lab in _ALLOWED.get(name, (LABEL_PERSON,)))
     return table.to(parts.device)[parts]
 
 
