@@ -181,13 +181,11 @@ def _confirmed_faces(image: np.ndarray) -> list[_Face]:
     """Faces that FaceMesh confirms, merged across detectors (one entry per face)."""
     from .identity import dlib_detect
 
-    _, mesh, _, face_detection = _mediapipe()
+    _, mesh, _, _ = _mediapipe()
     h, w = image.shape[:2]
     faces = [_Face(_box_of(points), points) for points in _mesh_points(mesh.process(image), w, h)]
     candidates: list[tuple[Box, bool]] = [(box, True) for box, _ in dlib_detect(image)]
-    for d in face_detection.process(image).detections or []:
-        r = d.location_data.relative_bounding_box
-        candidates.append(((r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h), False))
+    candidates += [(box, False) for box in _mediapipe_face_boxes(image)]
     for box, from_dlib in candidates:
         known = next((f for f in faces if _same_face(f.box, box)), None)
         if known is None:
@@ -206,16 +204,18 @@ def face_boxes(image: UInt8[np.ndarray, "H W 3"]) -> list[Box]:
     confirms (a blob of skin colour is not a face), best first. It finds faces turned up to about 70 degrees, where
     dlib's frontal HOG detector stops near 40, and not the back of a head: the score stage counts with it the
     generated frames that show a face."""
-    _, _, _, face_detection = _mediapipe()
-    h, w = image.shape[:2]
     image = np.ascontiguousarray(image)
     with _LOCK:
-        detections = face_detection.process(image).detections or []
-    detections = sorted(detections, key=lambda d: -d.score[0])
+        return [box for box in _mediapipe_face_boxes(image) if _mesh_in_crop(image, box) is not None]
+
+
+def _mediapipe_face_boxes(image: np.ndarray) -> list[Box]:
+    """Boxes (pixels) of the faces MediaPipe's full-range face detector finds, best first (hold ``_LOCK``)."""
+    _, _, _, face_detection = _mediapipe()
+    h, w = image.shape[:2]
+    detections = sorted(face_detection.process(image).detections or [], key=lambda d: -d.score[0])
     boxes = [d.location_data.relative_bounding_box for d in detections]
-    boxes = [(r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h) for r in boxes]
-    with _LOCK:
-        return [box for box in boxes if _mesh_in_crop(image, box) is not None]
+    return [(r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h) for r in boxes]
 
 
 def detect_person(image: UInt8[np.ndarray, "H W 3"], *, person: int | None = None) -> Detections:

@@ -10,11 +10,13 @@ every frame's pose, expression and camera are known by construction:
 - ``arms``: gentle shoulder and elbow motion, seen from the front and the sides;
 - ``face``: talking (the speech goes on from where ``talk`` stopped) and blinking, framed on the head from yaw
   -60 to +60 degrees at :data:`~.views.FACE_CROP_PX` pixels or more in every preset (identity lives in the face).
-A portrait is framed on the head and shoulders, a full-body photo on the whole body. The script's base pose keeps
-the photo's arms and legs but stands the body upright with the head facing where the body faces
-(:data:`UPRIGHT_JOINTS`), and every clip's camera yaws are counted from where that face looks
-(:func:`face_yaw_deg`): "front" is the face's front, so the face clips sweep around the face and not around a head
-turned away from them.
+A portrait's clips are framed on the head and shoulders. A full-body photo's ``turn`` is framed on the whole body,
+its ``arms`` on the body above mid-thigh, and its ``talk``, ``expressions`` and ``head`` clips still on the head and
+shoulders: they are about the face, which in a whole-body frame of the preview's size is a few pixels no detector
+(nor the fit) can use. The script's base pose keeps the photo's arms and legs but stands the body upright with the
+head facing where the body faces (:data:`UPRIGHT_JOINTS`), and every clip's camera yaws are counted from where that
+face looks (:func:`face_yaw_deg`): "front" is the face's front, so the face clips sweep around the face and not
+around a head turned away from them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ VISEMES: tuple[dict[str, float], ...] = (
     {"jawOpen": 0.35, "mouthSmileLeft": 0.3, "mouthSmileRight": 0.3},
 )
 J = {name: i for i, name in enumerate(SMPLX_JOINT_NAMES)}
+UPPER_BODY = 0.6
+"""A full-body photo's ``arms`` clip frames this share of the body's height from the top (down to mid-thigh)."""
 SCRIPT_FPS = 15.0
 """Frame rate of every clip of the script (a :class:`Speech`'s face motion is made at this rate)."""
 
@@ -164,11 +168,15 @@ def clip_script(
 ) -> list[ClipSpec]:
     """All clips of the script (see the module docstring); ``speech`` drives the talking clips."""
     fps = SCRIPT_FPS
-    points = framing_points(subject, portrait).detach().float()
+    body = framing_points(subject, portrait).detach().float()
+    bust = body if portrait else framing_points(subject, True).detach().float()
+    upper = (
+        body if portrait else body[body[:, 1] > body[:, 1].max() - UPPER_BODY * (body[:, 1].max() - body[:, 1].min())]
+    )
     t = torch.linspace(0, 1, frames)
     front = face_yaw_deg(subject)
 
-    def cameras(yaws: torch.Tensor, pitch: float = 0.0):
+    def cameras(yaws: torch.Tensor, pitch: float = 0.0, points: torch.Tensor = body):
         yaws = front + torch.as_tensor(yaws, dtype=torch.float32)
         return framing_cameras(points, yaws, width=resolution, height=resolution, pitch_deg=pitch, margin=1.15)
 
@@ -184,22 +192,25 @@ def clip_script(
     # talk: the speech (audio + the face motion made from it), a slow sweep across the front
     if speech is not None:
         face, audio = speech.segment(0, frames)
-        clips.append(ClipSpec("talk", _speaking(_base_pose(subject, frames), face), cameras(-25.0 + 50.0 * t), audio))
+        talk_cameras = cameras(-25.0 + 50.0 * t, 0.0, bust)
+        clips.append(ClipSpec("talk", _speaking(_base_pose(subject, frames), face), talk_cameras, audio))
     else:  # scripted visemes at syllable rate, blinks, a gentle nod
         weights = [dict(VISEMES[k % len(VISEMES)]) | b for k, b in enumerate(_blinks(frames, 7))]
         full = _base_pose(subject, frames)
         full[:, J["head"], 0] += 0.06 * torch.sin(4 * math.pi * t)
-        clips.append(ClipSpec("talk", motion(full, weights), cameras(-25.0 + 50.0 * t)))
+        clips.append(ClipSpec("talk", motion(full, weights), cameras(-25.0 + 50.0 * t, 0.0, bust)))
     # expressions: each held for a share of the clip
     names = list(EXPRESSIONS)
     weights = [EXPRESSIONS[names[min(int(x * len(names)), len(names) - 1)]] for x in t.tolist()]
-    clips.append(ClipSpec("expressions", motion(_base_pose(subject, frames), weights), cameras(20.0 - 40.0 * t, 5.0)))
+    clips.append(
+        ClipSpec("expressions", motion(_base_pose(subject, frames), weights), cameras(20.0 - 40.0 * t, 5.0, bust))
+    )
     # head: turns and nods, front camera
     full = _base_pose(subject, frames)
     full[:, J["neck"], 1] += 0.35 * torch.sin(2 * math.pi * t)
     full[:, J["head"], 1] += 0.35 * torch.sin(2 * math.pi * t)
     full[:, J["head"], 0] += 0.2 * torch.sin(4 * math.pi * t)
-    clips.append(ClipSpec("head", motion(full, _blinks(frames, 5)), cameras(torch.zeros(frames))))
+    clips.append(ClipSpec("head", motion(full, _blinks(frames, 5)), cameras(torch.zeros(frames), 0.0, bust)))
     # arms: gentle shoulder/elbow motion from the front and the sides
     full = _base_pose(subject, frames)
     swing = torch.sin(2 * math.pi * t)
@@ -207,7 +218,7 @@ def clip_script(
     full[:, J["right_shoulder"], 2] -= 0.25 * swing
     full[:, J["left_elbow"], 1] -= 0.3 * (1 + swing) / 2
     full[:, J["right_elbow"], 1] += 0.3 * (1 + swing) / 2
-    clips.append(ClipSpec("arms", motion(full, _blinks(frames, 11)), cameras(-60.0 + 120.0 * t)))
+    clips.append(ClipSpec("arms", motion(full, _blinks(frames, 11)), cameras(-60.0 + 120.0 * t, 0.0, upper)))
     # face: close-up at no less than the face crop's size, a sweep from one 3/4 profile to the other
     face_points = face_framing_points(subject)
     face_size = max(FACE_CROP_PX, resolution)

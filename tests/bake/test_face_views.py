@@ -16,9 +16,10 @@ from anchorsplat.bake.synthetic import synthetic_avatar, synthetic_photo
 from anchorsplat.diffusion.generator import Clip
 from anchorsplat.diffusion.proxy import ProxyConfig, ProxyGenerator
 from anchorsplat.diffusion.volume import in_front_of_face, volume_shell
+from anchorsplat.gaussians.conventions import project_points
 from anchorsplat.gaussians.io import load_rig
 from anchorsplat.gaussians.motion import SMPLX_JOINT_NAMES
-from anchorsplat.gaussians.rigged import canonical_means
+from anchorsplat.gaussians.rigged import canonical_means, pose_motion_mesh
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,29 @@ def test_clip_plan_sweeps_around_the_face_not_the_body(bob):
     turn_clip = Clip("turn", torch.zeros(5, 4, 4, 3), torch.zeros(5, 4, 4), turn.motion, turn.cameras)
     facing = sees_face(turned.rig, turn_clip)
     assert facing.tolist() == [True, True, False, False, True]  # the orbit's back half sees the back of the head
+
+
+def test_full_body_photo_frames_the_face_clips_on_the_head(bob):
+    """A full-body photo's turn clip shows the whole body and its arms clip the body above the thighs, but its talk,
+    expressions and head clips frame the head and shoulders: in a whole-body frame of the preview's 128 px the face
+    is a few pixels."""
+    clips = {s.name: s for s in clip_script(bob, frames=3, resolution=128, portrait=False)}
+    for name in ("turn", "arms", "talk", "expressions", "head"):
+        spec = clips[name]
+        mesh = pose_motion_mesh(bob.rig, spec.motion)
+        head = mesh.vertices[:, (mesh.vertices[0, :, 1] > mesh.vertices[0, :, 1].max() - 0.22)]  # top 22 cm
+        for f in range(len(spec.motion)):
+            camera = spec.cameras[f : f + 1]
+            body_xy = project_points(mesh.vertices[f], camera)[0]
+            head_xy = project_points(head[f], camera)[0]
+            head_px = float(head_xy[:, 1].max() - head_xy[:, 1].min())
+            whole = bool(((body_xy >= 0) & (body_xy <= 128)).all())
+            if name == "turn":
+                assert whole and head_px < 24, (name, f, head_px)
+            elif name == "arms":
+                assert not whole and 20 < head_px < 30, (name, f, head_px)
+            else:  # the head fills a good share of the frame; the feet are out of it
+                assert not whole and head_px > 30, (name, f, head_px)
 
 
 def test_small_frames_are_rendered_finer_and_area_averaged(bob):
