@@ -41,6 +41,9 @@ FACE_KEYPOINTS: dict[str, tuple[int, int]] = {
     "eye_left_outer": (263, 45), "eye_left_inner": (362, 42), "eye_right_inner": (133, 39),
     "eye_right_outer": (33, 36),
 }  # fmt: skip
+EYE_LINE_HALF_HEIGHT = 0.008
+"""Meters: the eye's corners are lid vertices this close to the lid's height (Anny's blink also moves the skin
+under the eye, whose nose-side extreme lies 2 cm below and 3 cm behind the inner corner)."""
 FACE_WEIGHT = 0.5
 """Weight of each face landmark relative to a fully visible body keypoint."""
 
@@ -86,7 +89,8 @@ def face_landmark_vertices(rig: Rig) -> dict[str, int]:
     """Rig vertex of each :data:`FACE_KEYPOINTS` landmark, found on the rest mesh from its ARKit blendshapes.
 
     ``rig.info["face_landmark_vertices"]`` (name -> id) takes precedence. Otherwise: an eyelid is what
-    ``eyeBlink*`` moves (on its side of the face) and the eye's corners are the lid's extremes along X; a mouth
+    ``eyeBlink*`` moves (on its side of the face) and the eye's corners are the extremes along X of the lid's
+    vertices on its line (within :data:`EYE_LINE_HALF_HEIGHT` of its weighted height, at its front); a mouth
     corner is the vertex ``mouthSmile*`` moves most; the nose tip is the most forward vertex near the midline
     between mouth and eyes; the chin is the lowest midline vertex ``jawOpen`` moves. Sides are assigned by
     geometry (+X is the person's left), not by blendshape name. A rig without these blendshapes (SMPL-X PCA
@@ -103,6 +107,11 @@ def face_landmark_vertices(rig: Rig) -> dict[str, int]:
         disp = _displacement(rig, blink)
         sign = 1.0 if float((disp * v[:, 0]).sum()) > 0 else -1.0
         lid = torch.nonzero((disp > 0.3 * disp.max()) & (sign * v[:, 0] > 0.005))[:, 0]
+        # The blink also drags skin below the eye and the lid's inside, deep in the socket: the corners are
+        # on the lid's own line (its displacement-weighted height) and at its front.
+        w = disp[lid]
+        centre = (v[lid, 1:] * w[:, None]).sum(0) / w.sum()
+        lid = lid[((v[lid, 1] - centre[0]).abs() < EYE_LINE_HALF_HEIGHT) & (v[lid, 2] > centre[1] - 0.005)]
         side = "left" if sign > 0 else "right"
         out[f"eye_{side}_outer"] = int(lid[(sign * v[lid, 0]).argmax()])
         out[f"eye_{side}_inner"] = int(lid[(sign * v[lid, 0]).argmin()])

@@ -353,6 +353,10 @@ def test_anny_face_landmarks_are_where_faces_have_them():
                  ("mouth_left", "mouth_right")):  # fmt: skip
         assert p[a][0] > 0.005 and torch.allclose(p[a] * torch.tensor([-1.0, 1, 1]), p[b], atol=0.006), (a, p[a], p[b])
     assert p["eye_left_outer"][0] > p["eye_left_inner"][0] + 0.015
+    # the corners are on the eye's line, at the front: not the skin the blink drags under the eye
+    assert abs(float(p["eye_left_inner"][1] - p["eye_left_outer"][1])) < 0.005
+    assert abs(float(p["eye_left_inner"][2] - p["eye_left_outer"][2])) < 0.01
+    assert 0.025 < float(p["eye_left_inner"][0] - p["eye_right_inner"][0]) < 0.04  # the inner canthal span
     assert p["eye_left_inner"][1] > p["nose_tip"][1] > p["mouth_left"][1] > p["chin"][1]
     assert abs(p["nose_tip"][0]) < 0.005 and abs(p["chin"][0]) < 0.005
     assert p["nose_tip"][2] > p["eye_left_inner"][2] + 0.01  # the nose sticks out
