@@ -81,7 +81,7 @@ class Hand:
     """
 
     palm: Float[np.ndarray, "P 2"]
-    lines: tuple[Float[np.ndarray, "K 2"], ...]
+    lines: tuple[Float[np.ndarray, "_ 2"], ...]
     size: float
     radius: float
 
