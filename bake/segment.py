@@ -51,8 +51,10 @@ the wrist below the crease is the hand too (a raised hand's wrist over the chest
 POSE_HAND_RADIUS = 0.5
 """A hand from the pose's four landmarks (knuckles and wrist only) is their hull grown by this many hand sizes
 (the hull's larger side): the fingers are somewhere around it."""
-HAND_REACH = 0.6
-"""A held object touches the hand: the hand's skeleton grown by this times its size."""
+HAND_REACH = 0.1
+"""A held object touches the hand: it comes within this many hand sizes of the hand's pixels (:func:`hand_region`;
+from the pose's four points 0.6 hand sizes around their hull, from 21 landmarks 0.3 around the fingers: further,
+on the cup photo, a dark lock of hair beside the fingers was taken for a held object)."""
 HAND_EXCLUSION = 2.0
 """The person's colours are learnt this many hand sizes away from the hands' skeletons (where held objects are
 not)."""
@@ -183,7 +185,7 @@ def not_the_person(
     near_hand = np.zeros((h, w), bool)
     far_from_hands = np.ones((h, w), bool)
     for hand in hands:
-        near_hand |= hand_region(hand, (h, w), HAND_REACH)
+        near_hand |= hand_region(hand, (h, w), hand.radius + HAND_REACH)
         far_from_hands &= ~hand_region(hand, (h, w), HAND_EXCLUSION)
     on_body = body_parts >= 0
     reference = person & on_body & far_from_hands
