@@ -15,6 +15,13 @@ landmarks as keypoints (:func:`with_palm_targets`): they place the hand and turn
 
 The angles live in the motion's ``left_hand_pose`` / ``right_hand_pose`` (SMPL-X format), so the subject file
 stores them and the clip script keeps them.
+
+The hand's size is not fitted: the rig's hand is in proportion with its body (wrist to middle fingertip over the
+outer eye corners: 1.81 at rest; 1.86 in the V-sign photo, hand and face at about one depth). That the fitted hand
+projects ~1.3-1.4x the photo's (``bench/hand_size.py``) comes from where the arm fit puts it: ~0.2 m in front of
+the face, its fingers toward the camera (mediapipe's metric landmarks say so too). Shrinking the hand would make
+it too small in every other view; a hand-size term in the body fit moved the camera back (face 0.90 -> 0.82 of
+the photo's) or, without the arms' metric directions, put the arm behind the body.
 """
 
 from __future__ import annotations

@@ -7,20 +7,25 @@ objects, a table, other people, as the segmenter leaves them out), ``LABEL_PERSO
 - person: mediapipe Pose's segmentation mask (> 0.5), only its connected regions that hold the pose's torso
   or head landmarks (a second person or a stray blob is not the subject), eroded by one pixel so the
   anti-aliased outline (half background) never colours the body;
-- hands: the pose's hand landmarks (wrist, index, pinky, thumb) of each visible hand, their convex hull grown
-  by half the hand's size; a hand in front of the chest then colours only the hand and forearm;
+- hands (:func:`visible_hands`, :func:`hand_region`): where mediapipe Hands found a hand, its skeleton from the
+  21 landmarks (the palm's hull, each finger's polyline, a stub past the wrist) grown by :data:`FINGER_RADIUS`
+  hand sizes, so a V sign's raised fingers are the hand and the shirt between them is not; elsewhere the pose's
+  four hand landmarks (wrist, index, pinky, thumb) of a visible hand, their convex hull grown by half the hand's
+  size (the fingers are somewhere around it). A hand in front of the chest then colours only the hand and arm;
 - face: the convex hull of FaceMesh's 478 landmarks (only the head takes colour from it);
 - not the person, inside the person's outline (:func:`not_the_person`): a held object, a table in the
   foreground. Given the photo and the fitted body's part map in the photo camera (:func:`body_part_map`, a
   z-buffered rasterisation of the posed rig), a colour model of the person (k-means in CIELAB over person pixels
-  that the fitted body covers, away from the hands, plus the face) explains skin, hair and clothing; connected
-  regions of person pixels it does not explain are not the person when they touch a hand (a held object) or
-  touch the image's bottom edge outside the fitted body (a table). They become ``LABEL_BACKGROUND`` and so never
-  colour a Gaussian. mediapipe 0.10.14 ships no multiclass (hair / skin / clothes / others) segmenter, hence
-  the colour model.
+  that the fitted body covers, away from the hands' skeletons, plus the face) explains skin, hair and clothing;
+  connected regions of person pixels it does not explain are not the person when they touch a hand (a held
+  object) or touch the image's bottom edge outside the fitted body (a table). They become ``LABEL_BACKGROUND``
+  and so never colour a Gaussian. mediapipe 0.10.14 ships no multiclass (hair / skin / clothes / others)
+  segmenter, hence the colour model.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Bool, Float, Int, UInt8
@@ -29,12 +34,30 @@ from torch import Tensor
 from anchorsplat.diffusion.texture import LABEL_BACKGROUND, LABEL_FACE, LABEL_HAND, LABEL_PERSON
 
 from .detect import POSE_LANDMARK_NAMES, VISIBLE, Detections
+from .hands import SIDES, HandLandmarks
 
 HAND_LANDMARKS = ("wrist", "index", "pinky", "thumb")
-HAND_REACH = 0.6
-"""A held object touches the hand: the hand's landmark hull grown by this times its size."""
+"""The pose's hand landmarks: the fallback hand where mediapipe Hands found none."""
+PALM = (0, 1, 5, 9, 13, 17)
+"""mediapipe Hands' landmarks whose convex hull is the palm: the wrist, the thumb's base and the four knuckles."""
+FINGER_CHAINS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+"""Each finger's landmarks from its base to its tip (thumb first): its polyline in the hand's skeleton."""
+FINGER_RADIUS = 0.2
+"""A hand from its 21 landmarks is the pixels within this many hand sizes (wrist to middle knuckle) of its
+skeleton: a finger is ~0.2 hand sizes wide, and the landmarks sit on its axis give or take a few pixels."""
+WRIST_STUB = 0.5
+"""The hand's skeleton goes on past the wrist landmark, away from the middle knuckle, for this many hand sizes:
+the wrist below the crease is the hand too (a raised hand's wrist over the chest colours the arm, not the torso)."""
+POSE_HAND_RADIUS = 0.5
+"""A hand from the pose's four landmarks (knuckles and wrist only) is their hull grown by this many hand sizes
+(the hull's larger side): the fingers are somewhere around it."""
+HAND_REACH = 0.1
+"""A held object touches the hand: it comes within this many hand sizes of the hand's pixels (:func:`hand_region`;
+from the pose's four points 0.6 hand sizes around their hull, from 21 landmarks 0.3 around the fingers: further,
+on the cup photo, a dark lock of hair beside the fingers was taken for a held object)."""
 HAND_EXCLUSION = 2.0
-"""The person's colours are learnt this many hand sizes away from the hands (where held objects are not)."""
+"""The person's colours are learnt this many hand sizes away from the hands' skeletons (where held objects are
+not)."""
 MIN_COLOUR_DISTANCE = 18.0
 """CIELAB distance under which a colour is always the person's (skin in shadow, folds of clothing)."""
 COLOUR_SPREADS = 2.5
@@ -44,6 +67,25 @@ MIN_FAR_SHARE = 0.3
 MIN_OBJECT_FRACTION = 2e-4
 """Unexplained regions smaller than this share of the image are noise, not objects."""
 _ANCHORS = ("nose", "left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+@dataclass(frozen=True, eq=False)
+class Hand:
+    """One visible hand of the subject in the photo, as a skeleton that :func:`hand_region` grows into pixels.
+
+    Attributes:
+        palm: points whose convex hull is the palm (pixels).
+        lines: each finger's polyline, base to tip, and the wrist's stub (pixels; empty for a hand from the
+            pose's landmarks).
+        size: the hand's size in pixels (wrist to middle knuckle; the pose hull's larger side, about the same).
+        radius: how far around the skeleton the hand's pixels reach, in hand sizes (:data:`FINGER_RADIUS` with
+            fingers, :data:`POSE_HAND_RADIUS` without).
+    """
+
+    palm: Float[np.ndarray, "P 2"]
+    lines: tuple[Float[np.ndarray, "_ 2"], ...]
+    size: float
+    radius: float
 
 
 def segment(
@@ -57,24 +99,49 @@ def segment(
     labels = np.where(person, LABEL_PERSON, LABEL_BACKGROUND).astype(np.uint8)
     face = None
     if detections.face_mesh_xy is not None:
-        face = person & _polygon(detections.face_mesh_xy, labels.shape, grow=0.0)
+        face = person & _hull(detections.face_mesh_xy, labels.shape)
         labels[face] = LABEL_FACE
     hands = visible_hands(detections)
     for hand in hands:
-        labels[person & _polygon(hand, labels.shape, grow=0.5)] = LABEL_HAND
+        labels[person & hand_region(hand, labels.shape)] = LABEL_HAND
     if image is not None and body_parts is not None:
         labels[not_the_person(image, person, body_parts, hands, face)] = LABEL_BACKGROUND
     return labels
 
 
-def visible_hands(detections: Detections) -> list[Float[np.ndarray, "4 2"]]:
-    """The pose's :data:`HAND_LANDMARKS` of each hand whose landmarks are all visible."""
+def visible_hands(detections: Detections) -> list[Hand]:
+    """The subject's visible hands: from mediapipe Hands' 21 landmarks where it found the hand, else from the
+    pose's :data:`HAND_LANDMARKS` where they are all visible."""
     out = []
-    for side in ("left", "right"):
+    for side in SIDES:
+        landmarks = detections.hand(side)
+        if landmarks is not None:
+            out.append(hand_from_landmarks(landmarks))
+            continue
         ids = [POSE_LANDMARK_NAMES.index(f"{side}_{n}") for n in HAND_LANDMARKS]
         if float(detections.pose_visibility[ids].min()) >= VISIBLE:
-            out.append(detections.pose_xy[ids])
+            points = detections.pose_xy[ids].astype(np.float32)
+            out.append(Hand(points, (), float(np.ptp(points, axis=0).max()), POSE_HAND_RADIUS))
     return out
+
+
+def hand_from_landmarks(landmarks: HandLandmarks) -> Hand:
+    """The hand's skeleton from its 21 landmarks: the palm's hull (:data:`PALM`), five finger polylines and the
+    wrist's stub (:data:`WRIST_STUB`)."""
+    xy = landmarks.xy.astype(np.float32)
+    wrist = np.stack([xy[0], xy[0] + WRIST_STUB * (xy[0] - xy[9])])  # the hand's size is wrist to middle knuckle
+    return Hand(xy[list(PALM)], (*(xy[list(c)] for c in FINGER_CHAINS), wrist), landmarks.size, FINGER_RADIUS)
+
+
+def hand_region(hand: Hand, shape: tuple[int, int], grow: float | None = None) -> Bool[np.ndarray, "H W"]:
+    """Pixels within ``grow`` hand sizes (the hand's own :attr:`Hand.radius` when None) of the hand's skeleton."""
+    import cv2
+
+    skeleton = _hull(hand.palm, shape).astype(np.uint8)
+    for line in hand.lines:
+        cv2.polylines(skeleton, [np.round(line - 0.5).astype(np.int32)], False, 1)
+    distance = cv2.distanceTransform(1 - skeleton, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return distance <= (hand.radius if grow is None else grow) * hand.size
 
 
 def body_part_map(
@@ -108,7 +175,7 @@ def not_the_person(
     image: UInt8[np.ndarray, "H W 3"],
     person: Bool[np.ndarray, "H W"],
     body_parts: Int[np.ndarray, "H W"],
-    hands: list[Float[np.ndarray, "4 2"]],
+    hands: list[Hand],
     face: Bool[np.ndarray, "H W"] | None = None,
 ) -> Bool[np.ndarray, "H W"]:
     """Person pixels that are not the person: a held object or a table in front of the body (module docstring)."""
@@ -118,8 +185,8 @@ def not_the_person(
     near_hand = np.zeros((h, w), bool)
     far_from_hands = np.ones((h, w), bool)
     for hand in hands:
-        near_hand |= _polygon(hand, (h, w), grow=HAND_REACH)
-        far_from_hands &= ~_polygon(hand, (h, w), grow=HAND_EXCLUSION)
+        near_hand |= hand_region(hand, (h, w), hand.radius + HAND_REACH)
+        far_from_hands &= ~hand_region(hand, (h, w), HAND_EXCLUSION)
     on_body = body_parts >= 0
     reference = person & on_body & far_from_hands
     if face is not None:
@@ -199,14 +266,11 @@ def subject_region(
     return cv2.erode(region, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
 
 
-def _polygon(points: np.ndarray, shape: tuple[int, int], *, grow: float) -> np.ndarray:
-    """Pixels inside the convex hull of ``points``, grown by ``grow`` times the hull's larger side."""
+def _hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels inside the convex hull of ``points``."""
     import cv2
 
     hull = cv2.convexHull(points.astype(np.float32)).reshape(-1, 2)
     out = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(out, np.round(hull - 0.5).astype(np.int32), 1)
-    radius = int(round(grow * float((hull.max(0) - hull.min(0)).max())))
-    if radius > 0:
-        out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
     return out > 0

@@ -7,6 +7,7 @@ import torch
 
 from anchorsplat.bake.bodyfit import RELAXED_ARMS
 from anchorsplat.bake.detect import POSE_LANDMARK_NAMES, Detections
+from anchorsplat.bake.hands import HandLandmarks
 from anchorsplat.bake.segment import body_part_map, segment
 from anchorsplat.bake.subject import R_CAM_WORLD
 from anchorsplat.diffusion.generator import Subject
@@ -40,7 +41,8 @@ def scene():
     return make_scene()
 
 
-def make_scene():
+def make_scene(hand_landmarks: bool = False):
+    """The scene; with ``hand_landmarks`` the holding hand is also found by mediapipe Hands (its 21 landmarks)."""
     rig = load_rig(asset_path("anny_default.rig.safetensors")).to("cpu", torch.float32)
     full = torch.zeros(1, 55, 3)
     for joint, aa in RELAXED_ARMS.items():
@@ -82,7 +84,15 @@ def make_scene():
     for name, xy in zip(("wrist", "index", "pinky", "thumb"), corners, strict=True):
         pose_xy[POSE_LANDMARK_NAMES.index(f"right_{name}")] = xy
         visibility[POSE_LANDMARK_NAMES.index(f"right_{name}")] = 1.0
-    detections = Detections(SIZE, SIZE, pose_xy, visibility, np.zeros((33, 3), np.float32), mask, None, None, None, 1)
+    right_hand = None
+    if hand_landmarks:  # a fist: the wrist at the hand's left end, the thumb along its top, knuckles on the
+        # object's edge, fingers folded back
+        xy = [(cx - 21, cy + 10), (cx - 20, cy + 5), (cx - 17, cy + 5), (cx - 14, cy + 5), (cx - 12, cy + 5)]
+        for row in (cy + 6, cy + 9, cy + 11, cy + 13):
+            xy += [(cx - 11, row), (cx - 10, row), (cx - 12, row), (cx - 14, row)]
+        right_hand = HandLandmarks(np.array(xy, np.float32), np.zeros((21, 3), np.float32), 0.9)
+    detections = Detections(SIZE, SIZE, pose_xy, visibility, np.zeros((33, 3), np.float32), mask, None, None, None,
+                            1, right_hand=right_hand)  # fmt: skip
     image = np.round(photo * 255).astype(np.uint8)
     labels = segment(detections, image, body)
     subject = Subject(torch.from_numpy(image).float() / 255, torch.from_numpy(mask), rig, motion, camera,
@@ -90,7 +100,12 @@ def make_scene():
     return dict(subject=subject, labels=labels, obj=obj, hand=hand, table=table, body=body, image=image)
 
 
-def test_held_object_and_table_are_not_the_person(scene):
+@pytest.mark.parametrize("hand_landmarks", [False, True])
+def test_held_object_and_table_are_not_the_person(scene, hand_landmarks):
+    """With the hand from the pose's four points or from mediapipe Hands' 21 landmarks (which reach and exclusion
+    are then measured from)."""
+    if hand_landmarks:
+        scene = make_scene(hand_landmarks=True)
     labels, obj, table = scene["labels"], scene["obj"], scene["table"]
     assert (labels[obj] == LABEL_BACKGROUND).all()
     assert (labels[table] == LABEL_BACKGROUND).all()
