@@ -83,9 +83,11 @@ ACROSS = 10.0
 
 FACE_FRONT = 0.5
 """Rest-pose points in front of this share of the head's depth (from its back) are in front of the face..."""
-FACE_TOP = 0.3
-"""...when they are more than this share of the head's height under its top (the brows: a fringe above them stays)
-and above the head's lowest point (long hair in front of the chest stays)."""
+FACE_TOP = 0.12
+"""...when they are more than this share of the head's height under its top (the hairline: the forehead is part of
+the face, a fringe over it is painted on the skin) and above the head's lowest point (long hair in front of the
+chest stays). At 0.3 (the brows) the shell of the temples stood off over the forehead's corners: hair over the
+forehead at yaw +-30."""
 
 
 def in_front_of_face(points_rest: Float[Tensor, "N 3"], rig: Rig) -> Bool[Tensor, " N"]:
