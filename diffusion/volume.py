@@ -24,6 +24,13 @@ normal that the photo decides:
    silhouette at every view the low-resolution fit cannot correct. :func:`inset_offsets` sinks each Gaussian by
    :data:`INSET` of its tangent scale, for the surface Gaussians of the fit's start and for the shell.
 
+5. **Round, and sized by their spread.** The shell of an outline triangle stands off along its normal, in the
+   photo's image plane: discs parallel to the skin are seen edge-on from the front, and at an offset d off a body
+   of radius R the normals spread the Gaussians (R + d) / R times farther apart than on the skin. Shell Gaussians
+   are therefore round and their scale grows with that spread (:func:`shell_spread`); the outermost sit
+   :data:`SHELL_INSET` of their scale inside the outline. Skin-sized flat discs left cracks and holes through the
+   hair (a spotty cloud in the proxy's frames, and so in the baked avatar).
+
 The offsets are per vertex (the mean of the incident triangles'), so a Gaussian's offset follows its
 barycentric position smoothly. ``allowance`` (per triangle) tells the fit how far Gaussians bound there may
 leave the surface.
