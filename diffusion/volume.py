@@ -61,7 +61,7 @@ from anchorsplat.gaussians.rigged import (
 )
 
 from .generator import Subject
-from .texture import LABEL_BACKGROUND, PART_NAMES, fill_hidden, labels_of, triangle_parts
+from .texture import LABEL_BACKGROUND, LABEL_PERSON, PART_NAMES, fill_hidden, labels_of, triangle_parts
 
 SHELL_PARTS = ("head", "neck", "torso", "leg")
 """Body parts whose triangles may carry volume (arms and hands are fitted as they are)."""
@@ -344,7 +344,13 @@ def shell_colours(shell: RiggedGaussians, subject: Subject, vertices: Float[Tens
     to_camera = subject.camera.T_world_cam[0, :3, 3] - points
     on_leg = triangle_parts(rig)[shell.face_ids] == PART_NAMES.index("leg")
     facing = on_leg & ((to_camera * frames.rotations[..., 2]).sum(-1) > OUTLINE_COS * to_camera.norm(dim=-1))
-    seen = inside & person[yc, xc] & (~body[yc, xc] | facing) & (p_cam[:, 2] > 0)
+    # and only on pixels labelled the person: the face's skin or a hand just past the body's outline (a photo's head
+    # a little larger than the fitted one) is not hair; taken, it made pale spots along the hairline that the
+    # completion carried round the back of the head
+    labels = labels_of(subject)
+    px = (uv[:, 0].floor().long().clamp(0, w - 1), uv[:, 1].floor().long().clamp(0, h - 1))
+    hair_or_clothes = labels.to(px[0].device)[px[1], px[0]] == LABEL_PERSON
+    seen = inside & person[yc, xc] & hair_or_clothes & (~body[yc, xc] | facing) & (p_cam[:, 2] > 0)
     grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], dim=-1)[None, None]
     rgb = F.grid_sample(subject.photo.permute(2, 0, 1)[None].float(), grid.float(), align_corners=False)
     rgb = rgb[0, :, 0].T.to(points.dtype)
