@@ -79,9 +79,11 @@ WORK_PX = 256
 """Longer image side at which the silhouettes are compared (the march needs no more)."""
 INSET = 0.25
 """Gaussians sit this share of their tangent scale (1 sigma) inside the outline they draw (see step 4)."""
-SHELL_INSET = 1.0
+SHELL_INSET = 0.75
 """The shell's Gaussians sit this share of their scale inside the measured outline: at the shell's outer edge they
-stand side by side, so their alpha reaches past the outline by about one scale each, not just the soft edge."""
+stand side by side, so their alpha reaches past the outline by about one scale each, not just the soft edge (at
+:data:`INSET` the round shell drew the curly hair's outline a few pixels outside the photo's mask; at 1.0 a
+skirt's hem came out shallower front to back than the synthetic skirt's)."""
 CURVATURE_RADIUS = 0.08
 """Meters: the radius of the body where a shell stands far off it (the head; the torso and legs are flatter)."""
 ACROSS = 10.0
