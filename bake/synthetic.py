@@ -6,6 +6,9 @@ extra Gaussians bound to its triangles at distances from the skin, so they pose 
 - ``bob``: a hair cap over the scalp (not the face) that hangs to the jaw at the sides and the back;
 - ``long``: the cap, hair down the back of the neck to the shoulder blades, over the shoulder tops and in two
   locks in front of the chest;
+- ``curly``: a cloud of curly hair round the head (the scalp's cap 7 cm off the skin, the sides and back hanging
+  to the shoulders), as wide beside the face as the head itself: a photo's silhouette that the volume shell must
+  fill without covering the face;
 - ``skirt``: a striped skirt from the waist to above the knees that flares with the distance below the waist.
 
 :func:`synthetic_photo` renders the subject from one camera (the "photo") and returns the ground-truth subject
@@ -33,7 +36,7 @@ from anchorsplat.gaussians.rigged import RiggedGaussians, bind_to_surface, pose,
 from .landmarks import Targets
 from .subject import SubjectFit
 
-KINDS = ("bob", "long", "skirt")
+KINDS = ("bob", "long", "curly", "skirt")
 PHOTO_BACKGROUND = (0.86, 0.88, 0.9)
 HAIR_RGB = (0.28, 0.17, 0.1)
 SKIRT_RGB = (0.72, 0.16, 0.2)
@@ -97,6 +100,17 @@ def _layers(kind: str, hc: Tensor) -> list[_Layer]:
             _Layer(nape, lambda p: torch.full_like(p[:, 0], 0.06), 1500),
             _Layer(back, lambda p: 0.03 + 0.04 * (p[:, 1] - (cy - 0.36)).clamp(0, 0.2) / 0.2, 3000),
             _Layer(shoulders, lambda p: torch.full_like(p[:, 0], 0.03), 2500),
+        ]
+    if kind == "curly":
+
+        def hanging(p, n, part):  # the sides and back of the neck and the shoulder tops next to it
+            return (part["neck"] & (p[:, 2] < cz + 0.01)) | (
+                part["torso"] & (p[:, 1] > cy - 0.2) & (n[:, 1] > 0.3) & (p[:, 0].abs() < cx + 0.12)
+            )
+
+        return [
+            _Layer(scalp, lambda p: torch.full_like(p[:, 0], 0.07), 6000),
+            _Layer(hanging, lambda p: torch.full_like(p[:, 0], 0.07), 3000),
         ]
     if kind == "skirt":
         waist = cy - SKIRT_WAIST  # a little above the hip joints of the default body
@@ -170,19 +184,32 @@ class SyntheticPhoto:
     fit: SubjectFit
 
 
-def synthetic_photo(avatar: Avatar, *, width: int = 384, height: int = 512, yaw_deg: float = 0.0) -> SyntheticPhoto:
-    """Render ``avatar`` in the relaxed pose from a camera at ``yaw_deg`` (the photo) with its true subject fit."""
+def synthetic_photo(
+    avatar: Avatar, *, width: int = 384, height: int = 512, yaw_deg: float = 0.0, portrait: bool = False
+) -> SyntheticPhoto:
+    """Render ``avatar`` in the relaxed pose from a camera at ``yaw_deg`` (the photo) with its true subject fit;
+    ``portrait``: framed on the head and shoulders (:func:`~anchorsplat.bake.views.portrait_points`), as most
+    real photos are, instead of the whole body."""
     from anchorsplat.gaussians.video import to_uint8
 
     motion = relaxed_motion()
     posed = pose(avatar.gaussians, avatar.rig, motion)
-    camera = framing_cameras(posed.means[0], torch.tensor([yaw_deg]), width=width, height=height)
+    points = posed.means[0]
+    if portrait:
+        from anchorsplat.gaussians.rigged import pose_motion_mesh
+
+        from .views import head_position, portrait_points
+
+        head = head_position(avatar.rig, pose_motion_mesh(avatar.rig, motion).T_world_joint[0])
+        points = points if head is None else portrait_points(points, head)
+    camera = framing_cameras(points, torch.tensor([yaw_deg]), width=width, height=height)
     with torch.no_grad():
         out = render(posed, camera, background=torch.tensor(PHOTO_BACKGROUND))
     mask = (out.alpha[0, 0, ..., 0] > 0.5).numpy().astype(np.uint8) * 255
     names = tuple(avatar.rig.shape_names) if avatar.rig.shape_dirs is not None else ()
+    framing = "portrait" if portrait else "full_body"
     fit = SubjectFit(
-        width, height, "full_body", Cameras(camera.T_cam_world, camera.Ks, width, height), names,
+        width, height, framing, Cameras(camera.T_cam_world, camera.Ks, width, height), names,
         torch.zeros(len(names)), motion, mask, Targets((), torch.zeros(0, 2), torch.zeros(0), (), ()), "anny",
         0.0,
     )  # fmt: skip

@@ -24,6 +24,13 @@ normal that the photo decides:
    silhouette at every view the low-resolution fit cannot correct. :func:`inset_offsets` sinks each Gaussian by
    :data:`INSET` of its tangent scale, for the surface Gaussians of the fit's start and for the shell.
 
+5. **Round, and sized by their spread.** The shell of an outline triangle stands off along its normal, in the
+   photo's image plane: discs parallel to the skin are seen edge-on from the front, and at an offset d off a body
+   of radius R the normals spread the Gaussians (R + d) / R times farther apart than on the skin. Shell Gaussians
+   are therefore round and their scale grows with that spread (:func:`shell_spread`); the outermost sit
+   :data:`SHELL_INSET` of their scale inside the outline. Skin-sized flat discs left cracks and holes through the
+   hair (a spotty cloud in the proxy's frames, and so in the baked avatar).
+
 The offsets are per vertex (the mean of the incident triangles'), so a Gaussian's offset follows its
 barycentric position smoothly. ``allowance`` (per triangle) tells the fit how far Gaussians bound there may
 leave the surface.
@@ -54,7 +61,7 @@ from anchorsplat.gaussians.rigged import (
 )
 
 from .generator import Subject
-from .texture import LABEL_BACKGROUND, PART_NAMES, fill_hidden, labels_of, triangle_parts
+from .texture import LABEL_BACKGROUND, LABEL_PERSON, PART_NAMES, fill_hidden, labels_of, triangle_parts
 
 SHELL_PARTS = ("head", "neck", "torso", "leg")
 """Body parts whose triangles may carry volume (arms and hands are fitted as they are)."""
@@ -72,15 +79,24 @@ WORK_PX = 256
 """Longer image side at which the silhouettes are compared (the march needs no more)."""
 INSET = 0.25
 """Gaussians sit this share of their tangent scale (1 sigma) inside the outline they draw (see step 4)."""
+SHELL_INSET = 0.75
+"""The shell's Gaussians sit this share of their scale inside the measured outline: at the shell's outer edge they
+stand side by side, so their alpha reaches past the outline by about one scale each, not just the soft edge (at
+:data:`INSET` the round shell drew the curly hair's outline a few pixels outside the photo's mask; at 1.0 a
+skirt's hem came out shallower front to back than the synthetic skirt's)."""
+CURVATURE_RADIUS = 0.08
+"""Meters: the radius of the body where a shell stands far off it (the head; the torso and legs are flatter)."""
 ACROSS = 10.0
 """The harmonic continuation's weight of a neighbour at the same height relative to one straight above or below."""
 
 
 FACE_FRONT = 0.5
 """Rest-pose points in front of this share of the head's depth (from its back) are in front of the face..."""
-FACE_TOP = 0.3
-"""...when they are more than this share of the head's height under its top (the brows: a fringe above them stays)
-and above the head's lowest point (long hair in front of the chest stays)."""
+FACE_TOP = 0.12
+"""...when they are more than this share of the head's height under its top (the hairline: the forehead is part of
+the face, a fringe over it is painted on the skin) and above the head's lowest point (long hair in front of the
+chest stays). At 0.3 (the brows) the shell of the temples stood off over the forehead's corners: hair over the
+forehead at yaw +-30."""
 
 
 def in_front_of_face(points_rest: Float[Tensor, "N 3"], rig: Rig) -> Bool[Tensor, " N"]:
@@ -138,18 +154,29 @@ def volume_shell(
     g = bind_to_surface(rig, count, generator=torch.Generator().manual_seed(seed + 7), face_density=density)
     per_gaussian = (vertex_offsets[rig.faces[g.face_ids]] * g.barycentric).sum(-1)
     depth = torch.rand(count, generator=torch.Generator().manual_seed(seed + 8)).to(per_gaussian)
-    scale = math.exp(float(g.log_scales[:, 0].median())) * 1.6
-    log_scales = torch.log(torch.tensor([scale, scale, scale * 0.5], dtype=g.log_scales.dtype, device=device))
-    # a layer, not a sheet: thickness behind the outline; the outermost Gaussians' soft edge ends at the outline
-    normal_offsets = (per_gaussian * (0.65 + 0.35 * depth) - INSET * scale).clamp_min(0.0)
-    shell = RiggedGaussians(g.face_ids, g.barycentric, normal_offsets, g.quats_canonical_wxyz,
-                            log_scales.expand(count, 3).clone(), g.opacity_logits, g.sh_coeffs)  # fmt: skip
+    offset = per_gaussian * (0.65 + 0.35 * depth)  # a layer, not a sheet: thickness behind the outline
+    scale = math.exp(float(g.log_scales[:, 0].median())) * 1.6 * shell_spread(offset, 1 + offset / 0.05)
+    # round, not flat: the shell of an outline triangle stands off along its normal, in the photo's image plane, so
+    # discs parallel to the skin were seen edge-on from the front (thin streaks with holes between them)
+    log_scales = scale.log()[:, None].expand(count, 3).clone()
+    # the outermost Gaussians' soft edge ends at the outline
+    normal_offsets = (offset - SHELL_INSET * scale).clamp_min(0.0)
+    shell = RiggedGaussians(g.face_ids, g.barycentric, normal_offsets, g.quats_canonical_wxyz, log_scales,
+                            g.opacity_logits, g.sh_coeffs)  # fmt: skip
     if clear_face:
         shell = shell.subset(~in_front_of_face(canonical_means(shell, rig), rig))
     colours = shell_colours(shell, subject, vertices)
     shell = RiggedGaussians(shell.face_ids, shell.barycentric, shell.normal_offsets, shell.quats_canonical_wxyz,
                             shell.log_scales, shell.opacity_logits, rgb_to_sh_dc(colours)[:, None])  # fmt: skip
     return VolumeShell(shell, allowance, offsets)
+
+
+def shell_spread(offsets: Float[Tensor, " N"], density: Float[Tensor, " N"] | float = 1.0) -> Float[Tensor, " N"]:
+    """How much farther apart Gaussians bound at ``offsets`` (meters) off a curved body sit than on its skin, with
+    ``density`` times as many per unit of skin: the area a triangle's normals sweep grows as ((R + d) / R)^2 on a
+    body of radius R (:data:`CURVATURE_RADIUS`), so a shell sized like the skin's Gaussians has holes between
+    its Gaussians that grow with the offset (radial gaps round the top of the head, spots in the hair)."""
+    return (1 + offsets / CURVATURE_RADIUS) / torch.as_tensor(density, dtype=offsets.dtype).sqrt()
 
 
 def face_offsets(
@@ -319,7 +346,13 @@ def shell_colours(shell: RiggedGaussians, subject: Subject, vertices: Float[Tens
     to_camera = subject.camera.T_world_cam[0, :3, 3] - points
     on_leg = triangle_parts(rig)[shell.face_ids] == PART_NAMES.index("leg")
     facing = on_leg & ((to_camera * frames.rotations[..., 2]).sum(-1) > OUTLINE_COS * to_camera.norm(dim=-1))
-    seen = inside & person[yc, xc] & (~body[yc, xc] | facing) & (p_cam[:, 2] > 0)
+    # and only on pixels labelled the person: the face's skin or a hand just past the body's outline (a photo's head
+    # a little larger than the fitted one) is not hair; taken, it made pale spots along the hairline that the
+    # completion carried round the back of the head
+    labels = labels_of(subject)
+    px = (uv[:, 0].floor().long().clamp(0, w - 1), uv[:, 1].floor().long().clamp(0, h - 1))
+    hair_or_clothes = labels.to(px[0].device)[px[1], px[0]] == LABEL_PERSON
+    seen = inside & person[yc, xc] & hair_or_clothes & (~body[yc, xc] | facing) & (p_cam[:, 2] > 0)
     grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], dim=-1)[None, None]
     rgb = F.grid_sample(subject.photo.permute(2, 0, 1)[None].float(), grid.float(), align_corners=False)
     rgb = rgb[0, :, 0].T.to(points.dtype)

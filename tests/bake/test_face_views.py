@@ -51,12 +51,14 @@ def test_in_front_of_face_is_the_front_of_the_head():
     rig = load_rig(DEFAULT_RIG)
     landmarks = rig.vertices_rest[list(face_landmark_vertices(rig).values())]
     forward = torch.tensor([0.0, 0.0, 0.02])
-    # 2 cm in front of the eyes, nose, mouth and chin is in front of the face; 2 cm behind the head joint, 10 cm
-    # above the eyes (a fringe) or in front of the chest is not
+    # 2 cm in front of the eyes, nose, mouth and chin is in front of the face, and so is 2 cm in front of the
+    # forehead (10 cm above the eyes); 2 cm behind the head joint, 13 cm above the eyes (above the hairline) or in
+    # front of the chest is not
     assert bool(in_front_of_face(landmarks + forward, rig).all())
     head = rig.joints_rest[rig.joint_names.index("head")]
     head = head[:3, 3] if head.dim() == 2 else head
-    others = torch.stack([head - forward, landmarks.mean(0) + torch.tensor([0.0, 0.1, 0.02]),
+    assert bool(in_front_of_face((landmarks.mean(0) + torch.tensor([0.0, 0.1, 0.02]))[None], rig).all())
+    others = torch.stack([head - forward, landmarks.mean(0) + torch.tensor([0.0, 0.13, 0.02]),
                           landmarks.mean(0) + torch.tensor([0.0, -0.3, 0.05])])  # fmt: skip
     assert not bool(in_front_of_face(others, rig).any())
 
