@@ -84,6 +84,8 @@ SHELL_INSET = 0.75
 stand side by side, so their alpha reaches past the outline by about one scale each, not just the soft edge (at
 :data:`INSET` the round shell drew the curly hair's outline a few pixels outside the photo's mask; at 1.0 a
 skirt's hem came out shallower front to back than the synthetic skirt's)."""
+OUTER_DENSITY_OFFSET = 0.05
+"""Meters: a shell standing this far off the skin is bound twice as densely as the skin (:func:`shell_density`)."""
 CURVATURE_RADIUS = 0.08
 """Meters: the radius of the body where a shell stands far off it (the head; the torso and legs are flatter)."""
 ACROSS = 10.0
@@ -150,12 +152,12 @@ def volume_shell(
     if count == 0:
         empty = bind_to_surface(rig, 1).subset(torch.zeros(0, dtype=torch.long, device=device))
         return VolumeShell(empty, allowance, offsets)
-    density = has_volume.to(rig.vertices_rest.dtype) * (1 + offsets / 0.05)  # outer shells cover more area
+    density = has_volume.to(rig.vertices_rest.dtype) * shell_density(offsets)
     g = bind_to_surface(rig, count, generator=torch.Generator().manual_seed(seed + 7), face_density=density)
     per_gaussian = (vertex_offsets[rig.faces[g.face_ids]] * g.barycentric).sum(-1)
     depth = torch.rand(count, generator=torch.Generator().manual_seed(seed + 8)).to(per_gaussian)
     offset = per_gaussian * (0.65 + 0.35 * depth)  # a layer, not a sheet: thickness behind the outline
-    scale = math.exp(float(g.log_scales[:, 0].median())) * 1.6 * shell_spread(offset, 1 + offset / 0.05)
+    scale = math.exp(float(g.log_scales[:, 0].median())) * 1.6 * shell_spread(offset, shell_density(offset))
     # round, not flat: the shell of an outline triangle stands off along its normal, in the photo's image plane, so
     # discs parallel to the skin were seen edge-on from the front (thin streaks with holes between them)
     log_scales = scale.log()[:, None].expand(count, 3).clone()
@@ -169,6 +171,12 @@ def volume_shell(
     shell = RiggedGaussians(shell.face_ids, shell.barycentric, shell.normal_offsets, shell.quats_canonical_wxyz,
                             shell.log_scales, shell.opacity_logits, rgb_to_sh_dc(colours)[:, None])  # fmt: skip
     return VolumeShell(shell, allowance, offsets)
+
+
+def shell_density(offsets: Float[Tensor, " N"]) -> Float[Tensor, " N"]:
+    """Shell Gaussians bound per unit of skin where the shell stands ``offsets`` (meters) off it, relative to the
+    skin's own: outer shells cover more area (:data:`OUTER_DENSITY_OFFSET`)."""
+    return 1 + offsets / OUTER_DENSITY_OFFSET
 
 
 def shell_spread(offsets: Float[Tensor, " N"], density: Float[Tensor, " N"] | float = 1.0) -> Float[Tensor, " N"]:
